@@ -1,0 +1,45 @@
+# Set-up and everyday commands. `make demo` and `make test` work on a fresh machine
+# with only Python 3.11 and make: each creates the virtual environment first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+# The warehouse, landing folder and Dagster home of the demo (see ../shared/contract.md).
+export CDP_LANDING_DIR ?= $(CURDIR)/data/landing
+export CDP_WAREHOUSE ?= $(CURDIR)/data/warehouse/cdp.duckdb
+export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+DEMO_PEOPLE ?= 2000
+DEMO_SEED ?= 42
+
+.PHONY: install demo test dev lint bench clean
+
+# uv installs the committed lock in seconds; pip's resolver backtracks for minutes here.
+$(BIN)/cdp: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $(BIN)/cdp
+
+install: $(BIN)/cdp
+
+demo: install
+	$(BIN)/cdp sample-data --out $(CDP_LANDING_DIR) --people $(DEMO_PEOPLE) --seed $(DEMO_SEED)
+	$(BIN)/cdp run
+
+test: install
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+dev: install
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev -w workspace.yaml -p 3000
+
+lint: install
+	$(BIN)/ruff check cdp_pipeline tests bench
+	$(BIN)/sqlfluff lint dbt_project/models
+
+bench: install
+	$(BIN)/python bench/run_nightly.py
+
+clean:
+	rm -rf $(VENV) data/landing data/warehouse data/dagster_home data/exports

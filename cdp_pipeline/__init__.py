@@ -1,0 +1,1 @@
+"""An open-source Customer Data Platform: Dagster assets over a DuckDB lakehouse."""
