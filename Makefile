@@ -10,6 +10,8 @@ export CDP_WAREHOUSE ?= $(CURDIR)/data/warehouse/cdp.duckdb
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 DEMO_PEOPLE ?= 2000
 DEMO_SEED ?= 42
+# The sample delivery is dated 2025-12-01; segments of the demo are evaluated on that day.
+export CDP_AS_OF_DATE ?= 2025-12-01
 
 .PHONY: install demo test dev lint bench clean
 

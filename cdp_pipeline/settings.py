@@ -6,6 +6,7 @@ platform at a temporary folder with ``monkeypatch.setenv`` and no reloads.
 
 import os
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -21,6 +22,7 @@ class Settings:
     warehouse: Path
     dagster_home: Path
     engine: str
+    as_of_date: date
 
     @property
     def data_dir(self) -> Path:
@@ -51,4 +53,15 @@ def get_settings() -> Settings:
         warehouse=_path("CDP_WAREHOUSE", "data/warehouse/cdp.duckdb"),
         dagster_home=_path("DAGSTER_HOME", "data/dagster_home"),
         engine=os.environ.get("CDP_ENGINE", "duckdb"),
+        as_of_date=_as_of_date(os.environ.get("CDP_AS_OF_DATE")),
     )
+
+
+def _as_of_date(value: str | None) -> date:
+    """The day segments and time windows are evaluated on: today unless pinned."""
+    if not value:
+        return date.today()
+    try:
+        return date.fromisoformat(value)
+    except ValueError as error:
+        raise ValueError(f"CDP_AS_OF_DATE={value!r} is not a date; expected YYYY-MM-DD") from error

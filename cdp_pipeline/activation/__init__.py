@@ -1,0 +1,1 @@
+"""Activation: consented audiences sent to the tools that run campaigns."""

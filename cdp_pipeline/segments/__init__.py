@@ -1,0 +1,1 @@
+"""Segment bookkeeping on top of the dbt segment models."""

@@ -1,0 +1,76 @@
+"""dbt models as assets, in two steps around the identity stage.
+
+The models that feed identity resolution (staging and ``int_identity__*``, dbt tag
+``pre_identity``) run before the Python identity asset; everything that reads the
+identity tables runs after it. Two ``@dbt_assets`` keep that order explicit.
+"""
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DbtCliResource, dbt_assets
+
+from cdp_pipeline.settings import get_settings
+from cdp_pipeline.transform.project import dbt_env, dbt_project
+from cdp_pipeline.transform.translator import CdpDbtTranslator
+
+PRE_IDENTITY = "tag:pre_identity"
+
+
+def dbt_vars() -> dict[str, str]:
+    """Variables of every dbt invocation: the date segments are evaluated on."""
+    return {"as_of_date": get_settings().as_of_date.isoformat()}
+
+
+def dbt_build_args() -> list[str]:
+    """``dbt build`` with the run's variables; the selection comes from the asset subset."""
+    return ["build", "--vars", json.dumps(dbt_vars())]
+
+
+def _stream(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
+    invocation = dbt.cli(dbt_build_args(), context=context)
+    yield from invocation.stream()
+
+
+_project = dbt_project()
+
+
+@dbt_assets(
+    manifest=_project.manifest_path,
+    project=_project,
+    select=PRE_IDENTITY,
+    name="dbt_identity_inputs",
+    dagster_dbt_translator=CdpDbtTranslator(),
+)
+def dbt_identity_inputs(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
+    """Staged sources and the identity inputs, built by dbt before identity resolution."""
+    yield from _stream(context, dbt)
+
+
+@dbt_assets(
+    manifest=_project.manifest_path,
+    project=_project,
+    exclude=PRE_IDENTITY,
+    name="dbt_profiles_and_segments",
+    dagster_dbt_translator=CdpDbtTranslator(),
+)
+def dbt_profiles_and_segments(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource
+) -> Iterator[Any]:
+    """Unified profiles, interactions, consent state and segments, built by dbt."""
+    yield from _stream(context, dbt)
+
+
+def dbt_resource() -> DbtCliResource:
+    """The dbt CLI, pointed at the project and at the warehouse of the settings."""
+    return DbtCliResource(project_dir=_project, profiles_dir=str(_project.profiles_dir))
+
+
+defs = dg.Definitions(
+    assets=[dbt_identity_inputs, dbt_profiles_and_segments],
+    resources={"dbt": dbt_resource()},
+)
+
+__all__ = ["defs", "dbt_env"]
