@@ -53,5 +53,16 @@ def run(
         raise typer.Exit(code=1)
 
 
+@app.command("collect")
+def collect(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the event endpoint.")] = 8088,
+) -> None:
+    """Run the Segment-compatible event endpoint (write keys: CDP_WRITE_KEYS)."""
+    from cdp_pipeline.collect.server import serve
+
+    serve(host=host, port=port)
+
+
 if __name__ == "__main__":
     app()
