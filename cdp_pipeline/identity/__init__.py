@@ -1,0 +1,18 @@
+"""Identity resolution: source records → stable profiles (see docs/architecture.md)."""
+
+from cdp_pipeline.identity.config import MatchingConfig, load_config, parse_config
+from cdp_pipeline.identity.decisions import append_decision, mark_different, mark_same
+from cdp_pipeline.identity.evaluation import pairwise_scores
+from cdp_pipeline.identity.resolve import ResolutionStats, resolve
+
+__all__ = [
+    "MatchingConfig",
+    "ResolutionStats",
+    "append_decision",
+    "load_config",
+    "mark_different",
+    "mark_same",
+    "pairwise_scores",
+    "parse_config",
+    "resolve",
+]

@@ -1,0 +1,650 @@
+"""Identity resolution: int_identity records → identity.record_profiles, links, history.
+
+The core is plain Python over a DuckDB connection so it can be tested without
+Dagster. Order of work:
+
+1. normalise every record once (``prepare``), placeholders become null;
+2. deterministic links on strong identifiers (A-profiel id, device, web
+   identify/alias, e-mail or phone *with compatible names*);
+3. Splink on the records that carry a name, e-mail or phone; pairs above the
+   threshold that pass the guards (child/parent, birth date, first name,
+   twins) become links;
+4. manual decisions: ``same`` adds links, ``different`` forbids any path;
+5. constrained clustering: links are added strongest first (``link_priority``,
+   then weight) and a link is dropped when it would join records that must stay
+   apart, break an identifier limit or exceed the maximum profile size. This is
+   the same as splitting a violating connected component by dropping its
+   weakest links first, without re-running components after every drop;
+6. stable profile ids from the previous run, and the history of changes.
+"""
+
+import hashlib
+import json
+import logging
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+from rapidfuzz.distance import JaroWinkler
+
+from cdp_pipeline.identity.config import MatchingConfig, load_config
+from cdp_pipeline.identity.decisions import Decisions, read_decisions
+from cdp_pipeline.identity.normalise import NicknameTable
+from cdp_pipeline.identity.prepare import nickname_table, prepare_records, splink_frame
+from cdp_pipeline.identity.splink_model import score_pairs
+from cdp_pipeline.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+RECORDS_TABLE = "intermediate.int_identity__records"
+WEB_IDENTITIES_TABLE = "intermediate.int_identity__web_identities"
+
+
+@dataclass
+class ResolutionStats:
+    """What one run did, in counts only (no person's data)."""
+
+    run_id: str
+    records: int = 0
+    profiles: int = 0
+    links_by_type: dict[str, int] = field(default_factory=dict)
+    auto_merged_pairs: int = 0  # Splink pairs above the threshold that became links
+    pairs_blocked_by_guards: int = 0
+    blocked_by_reason: dict[str, int] = field(default_factory=dict)
+    largest_profile: int = 0
+    singletons_rate: float = 0.0
+    model: str = "disabled"  # reused, trained, priors or disabled
+    history: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
+
+
+@dataclass(frozen=True)
+class Link:
+    left: str
+    right: str
+    link_type: str
+    weight: float | None
+    probability: float | None
+    evidence: str
+
+
+def _pair(a: str, b: str) -> tuple[str, str]:
+    return (a, b) if a <= b else (b, a)
+
+
+class _People:
+    """Per-record attributes for the name-compatibility and guard rules."""
+
+    def __init__(self, prepared: pl.DataFrame, nicknames: NicknameTable) -> None:
+        cols = ["record_id", "first_key", "first_canon", "last_key", "birth_date",
+                "is_child_record", "household_key"]
+        self.rows = {r["record_id"]: r for r in prepared.select(cols).iter_rows(named=True)}
+        self.nicknames = nicknames
+
+    def household_pair(self, a: str, b: str) -> bool:
+        """A child record and the contact person of the same registration."""
+        ra, rb = self.rows[a], self.rows[b]
+        return bool(
+            (ra["is_child_record"] and ra["household_key"] == b)
+            or (rb["is_child_record"] and rb["household_key"] == a)
+        )
+
+    def names_compatible(self, a: str, b: str, need_last: bool) -> bool:
+        """Same first name (or nickname) and a compatible last name, or the two swapped."""
+        ra, rb = self.rows[a], self.rows[b]
+        fa, fb, la, lb = ra["first_key"], rb["first_key"], ra["last_key"], rb["last_key"]
+        if fa is None or fb is None:
+            return False
+        if la and lb and fa == lb and la == fb and fa != la:
+            return True  # first and last name swapped in one system
+        if not (fa == fb or set(ra["first_canon"]) & set(rb["first_canon"])):
+            return False
+        if la is None or lb is None:
+            return not need_last
+        return (
+            la == lb
+            or JaroWinkler.similarity(la, lb) >= 0.92
+            or (min(len(la), len(lb)) >= 4 and (la in lb or lb in la))
+        )
+
+    def dates_conflict(self, a: str, b: str) -> bool:
+        da, db = self.rows[a]["birth_date"], self.rows[b]["birth_date"]
+        if da is None or db is None or da == db:
+            return False
+        swapped = da.year == db.year and da.month == db.day and da.day == db.month
+        return not swapped
+
+    def same_person_evidence(self, a: str, b: str, need_last: bool) -> bool:
+        return (
+            not self.household_pair(a, b)
+            and not self.dates_conflict(a, b)
+            and self.names_compatible(a, b, need_last)
+        )
+
+
+def _star_links(groups: dict[str, list[tuple[str, str, int]]], evidence_key: str) -> list[Link]:
+    """Link every member of a group to its anchor (the member with the lowest rank)."""
+    links = []
+    for key_members in groups.values():
+        members = sorted(set(key_members), key=lambda m: (m[2], m[0]))
+        anchor = members[0][0]
+        for record_id, link_type, _ in members[1:]:
+            if record_id == anchor:
+                continue
+            evidence = json.dumps({evidence_key: {"level": "exact", "weight": None}})
+            links.append(Link(anchor, record_id, link_type, None, 1.0, evidence))
+    return links
+
+
+def _identifier_links(prepared: pl.DataFrame, web: pl.DataFrame) -> list[Link]:
+    """A-profiel id, web identify/alias and device links (stars around one anchor)."""
+    accounts: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
+    holders = prepared.filter(pl.col("a_profiel_id").is_not_null() & ~pl.col("is_child_record"))
+    for record_id, account, source, anonymous in holders.select(
+        "record_id", "a_profiel_id", "source", "anonymous_id"
+    ).iter_rows():
+        if anonymous is not None:  # a visitor's account comes from identify/alias calls
+            accounts[account].append((record_id, "web_identify", 2))
+        else:
+            accounts[account].append((record_id, "a_profiel_id", 0 if source == "aprofiel" else 1))
+    visitors = prepared.filter(pl.col("anonymous_id").is_not_null()).select(
+        "record_id", "anonymous_id"
+    )
+    if len(web) and len(visitors):
+        identified = visitors.join(web, on="anonymous_id", how="inner")
+        for record_id, _, user_id in identified.select(
+            "record_id", "anonymous_id", "user_id"
+        ).iter_rows():
+            accounts[user_id].append((record_id, "web_identify", 2))
+    links = _star_links(accounts, "a_profiel_id")
+
+    devices: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
+    for record_id, device in prepared.filter(pl.col("device_id").is_not_null()).select(
+        "record_id", "device_id"
+    ).iter_rows():
+        devices[device].append((record_id, "device_id", 0))
+    # An app install's anonymousId is the device id: the visitor is that device.
+    for record_id, anonymous in visitors.iter_rows():
+        if anonymous in devices:
+            devices[anonymous].append((record_id, "device_id", 1))
+    links += _star_links({k: v for k, v in devices.items() if len(v) > 1}, "device_id")
+    return links
+
+
+def _contact_links(
+    prepared: pl.DataFrame, people: _People, column: str, link_type: str, max_group: int
+) -> list[Link]:
+    """Same e-mail (or phone) and compatible names; a shared value alone is not identity.
+
+    For e-mail, records without a first name join the group when every named
+    record of that e-mail is one person (otherwise the address is a family's and
+    the nameless record could be anyone of them).
+    """
+    links: list[Link] = []
+    groups = (
+        prepared.filter(pl.col(column).is_not_null())
+        .group_by(column)
+        .agg(pl.col("record_id").sort())
+        .filter(pl.col("record_id").list.len().is_between(2, max_group))
+    )
+    for _, members in groups.iter_rows():
+        named = [m for m in members if people.rows[m]["first_key"] is not None]
+        nameless = [m for m in members if people.rows[m]["first_key"] is None]
+        clusters: list[list[str]] = []
+        for record_id in named:
+            for cluster in clusters:
+                anchor = cluster[0]
+                if people.same_person_evidence(anchor, record_id, need_last=link_type == "phone"):
+                    links.append(_contact_link(anchor, record_id, column, link_type, "names match"))
+                    cluster.append(record_id)
+                    break
+            else:
+                clusters.append([record_id])
+        if link_type == "email" and len(clusters) <= 1 and nameless:
+            anchor = clusters[0][0] if clusters else nameless[0]
+            for record_id in nameless:
+                if record_id != anchor and not people.household_pair(anchor, record_id):
+                    links.append(_contact_link(anchor, record_id, column, link_type, "one person"))
+    return links
+
+
+def _contact_link(a: str, b: str, column: str, link_type: str, names: str) -> Link:
+    evidence = json.dumps(
+        {link_type: {"level": "exact", "weight": None}, "names": {"level": names, "weight": None}}
+    )
+    return Link(a, b, link_type, None, 1.0, evidence)
+
+
+def _veto(evidence: dict, config: MatchingConfig) -> str | None:
+    """Why a Splink pair may not become a link, or None."""
+    def level(kind: str) -> str | None:
+        name = config.attribute_of(kind)
+        return evidence.get(name, {}).get("level") if name else None
+
+    first, last, date, address = (
+        level("first_name"), level("last_name"), level("date"), level("address")
+    )
+    guards = config.guards
+    if guards.min_non_name_weight is not None:
+        names = {config.attribute_of("first_name"), config.attribute_of("last_name")}
+        other = sum(
+            item.get("weight") or 0.0 for name, item in evidence.items() if name not in names
+        )
+        if other < guards.min_non_name_weight:
+            return "names_only"
+    if guards.different_birth_date and date == "different":
+        return "different_birth_date"
+    if guards.different_first_name and first == "different":
+        return "different_first_name"
+    if (
+        guards.twins
+        and date == "exact" and last == "exact" and address == "same address"
+        and first in ("jaro-winkler >= 0.8", "different")
+    ):
+        return "twins"
+    return None
+
+
+def _splink_links(
+    prepared: pl.DataFrame, people: _People, config: MatchingConfig, state_dir: Path,
+    retrain: bool | None, stats: ResolutionStats,
+) -> list[Link]:
+    if not config.splink_enabled:
+        return []
+    candidates = prepared.filter(
+        pl.any_horizontal(
+            pl.col(c).is_not_null()
+            for c in ("first_key", "last_key", "email_normalised", "phone_e164")
+        )
+    )
+    if len(candidates) < 2:
+        return []
+    run = score_pairs(splink_frame(candidates, config), config, state_dir, retrain)
+    stats.model = run.model
+    links = []
+    blocked: Counter = Counter()
+    for left, right, weight, probability, evidence in run.pairs.iter_rows():
+        reason = _veto(json.loads(evidence), config)
+        if reason is None and people.household_pair(left, right):
+            reason = "child_and_parent"
+        if reason:
+            blocked[reason] += 1
+            continue
+        links.append(Link(left, right, "splink", weight, probability, evidence))
+    stats.blocked_by_reason.update(blocked)
+    return links
+
+
+class _Clusters:
+    """Union-find that refuses unions breaking a cannot-link, a limit or the size cap."""
+
+    def __init__(self, record_ids: list[str], identifiers: dict[str, dict[str, set[str]]],
+                 limits: dict[str, int], cannot: set[tuple[str, str]], max_size: int) -> None:
+        self.parent = {r: r for r in record_ids}
+        self.size = dict.fromkeys(record_ids, 1)
+        self.values = {r: {k: set(v) for k, v in identifiers.get(r, {}).items()}
+                       for r in record_ids}
+        self.apart: dict[str, set[str]] = defaultdict(set)
+        for a, b in cannot:
+            if a in self.parent and b in self.parent:
+                self.apart[a].add(b)
+                self.apart[b].add(a)
+        self.limits = limits
+        self.max_size = max_size
+
+    def find(self, record_id: str) -> str:
+        root = record_id
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[record_id] != root:
+            self.parent[record_id], record_id = root, self.parent[record_id]
+        return root
+
+    def why_not(self, a: str, b: str, manual: bool) -> str | None:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return None
+        small, large = (ra, rb) if len(self.apart[ra]) <= len(self.apart[rb]) else (rb, ra)
+        if any(self.find(other) == large for other in self.apart[small]):
+            return "must_stay_apart"
+        if manual:
+            return None
+        if self.size[ra] + self.size[rb] > self.max_size:
+            return "max_profile_size"
+        for name, limit in self.limits.items():
+            joined = self.values[ra].get(name, set()) | self.values[rb].get(name, set())
+            if len(joined) > limit:
+                return f"limit_{name}"
+        return None
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return
+        if self.size[ra] < self.size[rb]:
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        self.size[ra] += self.size[rb]
+        for name, values in self.values.pop(rb).items():
+            self.values[ra].setdefault(name, set()).update(values)
+        self.apart[ra] |= self.apart.pop(rb, set())
+
+
+def _cluster(
+    record_ids: list[str], links: list[Link], identifiers: dict[str, dict[str, set[str]]],
+    cannot: set[tuple[str, str]], config: MatchingConfig, stats: ResolutionStats,
+) -> tuple[dict[str, str], list[Link]]:
+    """Record → cluster key (its smallest record_id), and the links that were kept."""
+    limits = {name: limit.max_per_profile for name, limit in config.limits.items()}
+    clusters = _Clusters(record_ids, identifiers, limits, cannot, config.max_profile_size)
+    ordered = sorted(
+        links,
+        key=lambda k: (config.priority(k.link_type), -(k.weight or 0.0), k.left, k.right),
+    )
+    kept: list[Link] = []
+    seen: set[tuple[str, str]] = set()
+    blocked: Counter = Counter()
+    for link in ordered:
+        pair = _pair(link.left, link.right)
+        if pair in seen or link.left == link.right:
+            continue
+        seen.add(pair)
+        reason = clusters.why_not(link.left, link.right, manual=link.link_type == "manual")
+        if reason:
+            blocked[reason] += 1
+            continue
+        clusters.union(link.left, link.right)
+        kept.append(link)
+    stats.blocked_by_reason.update(blocked)
+    members: dict[str, list[str]] = defaultdict(list)
+    for record_id in record_ids:
+        members[clusters.find(record_id)].append(record_id)
+    assignment = {}
+    for group in members.values():
+        key = min(group)
+        for record_id in group:
+            assignment[record_id] = key
+    return assignment, kept
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    row = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchall()[0]
+    return bool(row[0])
+
+
+def _new_id(seed: str, run_id: str, taken: set[str]) -> str:
+    salt = 0
+    while True:
+        digest = hashlib.sha256(f"{seed}|{run_id}|{salt}".encode()).hexdigest()[:12]
+        candidate = f"p-{digest}"
+        if candidate not in taken:
+            taken.add(candidate)
+            return candidate
+        salt += 1
+
+
+def _assign_ids(
+    assignment: dict[str, str], previous: dict[str, str], created_at: dict[str, datetime],
+    run_id: str, taken: set[str], now: datetime,
+) -> tuple[dict[str, str], list[tuple]]:
+    """Map cluster keys to profile ids, and the history rows of this run.
+
+    Each previous id goes to the new cluster holding most of its records (ties:
+    the cluster with the smallest record_id). A cluster that receives several
+    keeps the oldest (first created; ties by id) and the others are merged into
+    it. Clusters that receive none get a new id; clusters made of records of a
+    profile that went elsewhere are recorded as split from it.
+    """
+    members: dict[str, list[str]] = defaultdict(list)
+    for record_id, key in assignment.items():
+        members[key].append(record_id)
+    counts = {key: Counter(previous[r] for r in recs if r in previous)
+              for key, recs in members.items()}
+    owner: dict[str, str] = {}
+    best: dict[str, tuple[int, str]] = {}
+    for key, counter in counts.items():
+        for pid, n in counter.items():
+            rank = (-n, key)
+            if pid not in best or rank < best[pid]:
+                best[pid], owner[pid] = rank, key
+    far_past = datetime(1900, 1, 1)
+
+    def age(pid: str) -> tuple[datetime, str]:
+        return created_at.get(pid, far_past), pid
+
+    ids: dict[str, str] = {}
+    history: list[tuple] = []
+    for key in sorted(members):
+        n = len(members[key])
+        won = sorted((pid for pid, k in owner.items() if k == key), key=age)
+        if won:
+            profile_id = won[0]
+            for other in won[1:]:
+                history.append((run_id, profile_id, "merged", other, n, now))
+                history.append((run_id, other, "retired", profile_id, 0, now))
+        else:
+            profile_id = _new_id(key, run_id, taken)
+            history.append((run_id, profile_id, "created", None, n, now))
+        for pid in sorted(counts[key]):
+            if owner[pid] != key:
+                history.append((run_id, profile_id, "split", pid, n, now))
+        ids[key] = profile_id
+    for pid in sorted(set(previous.values()) - set(owner)):
+        history.append((run_id, pid, "retired", None, 0, now))
+    return ids, history
+
+
+def _read_previous(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, str], dict, set[str]]:
+    previous: dict[str, str] = {}
+    created_at: dict[str, datetime] = {}
+    taken: set[str] = set()
+    if _table_exists(con, "identity", "record_profiles"):
+        previous = dict(
+            con.execute("select record_id, profile_id from identity.record_profiles").fetchall()
+        )
+        taken |= set(previous.values())
+    if _table_exists(con, "identity", "profile_history"):
+        for pid, first in con.execute(
+            "select profile_id, min(changed_at) filter (where change = 'created') "
+            "from identity.profile_history group by profile_id"
+        ).fetchall():
+            taken.add(pid)
+            if first is not None:
+                created_at[pid] = first
+    return previous, created_at, taken
+
+
+def _write(
+    con: duckdb.DuckDBPyConnection, profiles: pl.DataFrame, links: pl.DataFrame,
+    history: pl.DataFrame,
+) -> None:
+    con.execute("create schema if not exists identity")
+    con.execute(
+        "create table if not exists identity.profile_history (run_id varchar, profile_id varchar,"
+        " change varchar, other_profile_id varchar, n_records bigint, changed_at timestamp)"
+    )
+    con.register("_identity_profiles", profiles.to_arrow())
+    con.register("_identity_links", links.to_arrow())
+    con.register("_identity_history", history.to_arrow())
+    try:
+        con.execute("begin transaction")
+        con.execute(
+            """
+            create or replace table identity.record_profiles as
+            select record_id::varchar as record_id, source::varchar as source,
+                record_key::varchar as record_key, role::varchar as role,
+                profile_id::varchar as profile_id, email_normalised::varchar as email_normalised,
+                phone_e164::varchar as phone_e164,
+                first_name_normalised::varchar as first_name_normalised,
+                last_name_normalised::varchar as last_name_normalised,
+                birth_date::date as birth_date, postcode::varchar as postcode,
+                run_id::varchar as run_id, assigned_at::timestamp as assigned_at
+            from _identity_profiles order by record_id
+            """
+        )
+        con.execute(
+            """
+            create or replace table identity.links as
+            select record_id_l::varchar as record_id_l, record_id_r::varchar as record_id_r,
+                link_type::varchar as link_type, match_weight::double as match_weight,
+                match_probability::double as match_probability, evidence::varchar as evidence,
+                run_id::varchar as run_id
+            from _identity_links order by record_id_l, record_id_r
+            """
+        )
+        con.execute("delete from identity.profile_history where run_id = ?",
+                    [history["run_id"][0] if len(history) else ""])
+        con.execute(
+            "insert into identity.profile_history select run_id, profile_id, change, "
+            "other_profile_id, n_records, changed_at from _identity_history"
+        )
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    finally:
+        for name in ("_identity_profiles", "_identity_links", "_identity_history"):
+            con.unregister(name)
+
+
+def resolve(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    config: MatchingConfig | None = None,
+    *,
+    retrain: bool | None = None,
+    state_dir: Path | None = None,
+    decisions: Decisions | None = None,
+) -> ResolutionStats:
+    """Resolve identities in the warehouse behind ``con`` and write ``identity.*``.
+
+    Args:
+        con: open read-write connection to the warehouse.
+        run_id: written on every output row and on the history of this run.
+        config: the matching configuration (``matching.yml`` by default).
+        retrain: force (True) or forbid (False) retraining of the Splink model;
+            None follows ``training.retrain`` of the config.
+        state_dir: where the model and decisions live; ``state_dir/identity`` of
+            the settings by default.
+        decisions: manual decisions; read from ``state_dir/decisions.jsonl`` by default.
+    """
+    started = time.perf_counter()
+    config = config or load_config()
+    state_dir = state_dir or get_settings().state_dir / "identity"
+    decisions = decisions or read_decisions(state_dir / "decisions.jsonl")
+    stats = ResolutionStats(run_id=run_id)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    clock = [time.perf_counter()]
+
+    def lap(phase: str) -> None:
+        now_ = time.perf_counter()
+        stats.timings[phase] = round(now_ - clock[0], 3)
+        clock[0] = now_
+
+    records = con.sql(f"select * from {RECORDS_TABLE}").pl()
+    web = pl.DataFrame(schema={"anonymous_id": pl.Utf8, "user_id": pl.Utf8})
+    if _table_exists(con, "intermediate", "int_identity__web_identities"):
+        web = (
+            con.sql(f"select anonymous_id, user_id from {WEB_IDENTITIES_TABLE}").pl()
+            .drop_nulls().unique().cast(pl.Utf8)
+        )
+    prepared = prepare_records(records, config)
+    stats.records = len(prepared)
+    lap("read_and_normalise")
+    people = _People(prepared, nickname_table(config))
+    known = set(people.rows)
+
+    max_group = max(config.max_profile_size, 2)
+    links = _identifier_links(prepared, web)
+    links += _contact_links(prepared, people, "email_normalised", "email", max_group)
+    links += _contact_links(prepared, people, "phone_e164", "phone", max_group)
+    lap("deterministic_links")
+    links += _splink_links(prepared, people, config, state_dir, retrain, stats)
+    lap("splink")
+    manual = json.dumps({"manual": {"level": "same", "weight": None}})
+    links += [Link(a, b, "manual", None, 1.0, manual)
+              for a, b in sorted(decisions.same) if a in known and b in known]
+
+    cannot = set(decisions.different)
+    for record_id, row in people.rows.items():
+        if row["is_child_record"] and row["household_key"] in known:
+            pair = _pair(record_id, row["household_key"])
+            if pair not in decisions.same:
+                cannot.add(pair)
+
+    identifiers: dict[str, dict[str, set[str]]] = defaultdict(dict)
+    for record_id, account in prepared.filter(
+        pl.col("a_profiel_id").is_not_null() & ~pl.col("is_child_record")
+    ).select("record_id", "a_profiel_id").iter_rows():
+        identifiers[record_id]["a_profiel_id"] = {account}
+    if len(web):
+        visitors = prepared.filter(pl.col("anonymous_id").is_not_null()).select(
+            "record_id", "anonymous_id"
+        )
+        for record_id, _, user_id in visitors.join(web, on="anonymous_id").iter_rows():
+            identifiers[record_id].setdefault("a_profiel_id", set()).add(user_id)
+    for record_id, device in prepared.filter(pl.col("device_id").is_not_null()).select(
+        "record_id", "device_id"
+    ).iter_rows():
+        identifiers[record_id]["device_id"] = {device}
+
+    record_ids = prepared["record_id"].to_list()
+    assignment, kept = _cluster(record_ids, links, identifiers, cannot, config, stats)
+    stats.pairs_blocked_by_guards = sum(stats.blocked_by_reason.values())
+    stats.links_by_type = dict(sorted(Counter(k.link_type for k in kept).items()))
+    stats.auto_merged_pairs = stats.links_by_type.get("splink", 0)
+
+    previous, created_at, taken = _read_previous(con)
+    ids, history_rows = _assign_ids(assignment, previous, created_at, run_id, taken, now)
+    lap("cluster_and_ids")
+    stats.history = dict(sorted(Counter(row[2] for row in history_rows).items()))
+
+    sizes = Counter(assignment.values())
+    stats.profiles = len(sizes)
+    stats.largest_profile = max(sizes.values(), default=0)
+    singletons = sum(1 for n in sizes.values() if n == 1)
+    stats.singletons_rate = round(singletons / len(sizes), 4) if sizes else 0.0
+
+    profiles = prepared.select(
+        "record_id", "source", "record_key", "role",
+        pl.col("record_id").replace_strict(
+            {r: ids[k] for r, k in assignment.items()}, return_dtype=pl.Utf8
+        ).alias("profile_id"),
+        "email_normalised", "phone_e164",
+        pl.col("first_key").alias("first_name_normalised"),
+        pl.col("last_key").alias("last_name_normalised"),
+        "birth_date", "postcode",
+        pl.lit(run_id).alias("run_id"), pl.lit(now).alias("assigned_at"),
+    )
+    link_frame = pl.DataFrame(
+        [(k.left, k.right) if k.left <= k.right else (k.right, k.left) for k in kept],
+        schema={"record_id_l": pl.Utf8, "record_id_r": pl.Utf8}, orient="row",
+    ).with_columns(
+        link_type=pl.Series([k.link_type for k in kept], dtype=pl.Utf8),
+        match_weight=pl.Series([k.weight for k in kept], dtype=pl.Float64),
+        match_probability=pl.Series([k.probability for k in kept], dtype=pl.Float64),
+        evidence=pl.Series([k.evidence for k in kept], dtype=pl.Utf8),
+        run_id=pl.lit(run_id, dtype=pl.Utf8),
+    )
+    history = pl.DataFrame(
+        history_rows,
+        schema={"run_id": pl.Utf8, "profile_id": pl.Utf8, "change": pl.Utf8,
+                "other_profile_id": pl.Utf8, "n_records": pl.Int64, "changed_at": pl.Datetime},
+        orient="row",
+    )
+    _write(con, profiles, link_frame, history)
+    lap("write")
+    stats.seconds = round(time.perf_counter() - started, 3)
+    logger.info(
+        "identity run: %d records, %d profiles, %d links, %d blocked by guards",
+        stats.records, stats.profiles, len(kept), stats.pairs_blocked_by_guards,
+    )
+    return stats
