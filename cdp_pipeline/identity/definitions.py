@@ -121,10 +121,8 @@ def identity_resolution(
     )
 
 
-defs = dg.Definitions(
-    assets=[identity_resolution],
-    resources={"warehouse": WarehouseResource()},
-)
+# Resources are bound once, by the root definitions.
+defs = dg.Definitions(assets=[identity_resolution])
 
 
 def identity_run_config(retrain: bool = False) -> dg.RunConfig:

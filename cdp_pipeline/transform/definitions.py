@@ -6,6 +6,7 @@ identity tables runs after it. Two ``@dbt_assets`` keep that order explicit.
 """
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +14,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from cdp_pipeline.settings import get_settings
-from cdp_pipeline.transform.project import dbt_env, dbt_project
+from cdp_pipeline.transform.project import dbt_env, dbt_executable, dbt_project
 from cdp_pipeline.transform.translator import CdpDbtTranslator
 
 PRE_IDENTITY = "tag:pre_identity"
@@ -30,6 +31,8 @@ def dbt_build_args() -> list[str]:
 
 
 def _stream(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
+    # dbt's profile reads the warehouse path from the environment of its subprocess.
+    os.environ.update(dbt_env())
     invocation = dbt.cli(dbt_build_args(), context=context)
     yield from invocation.stream()
 
@@ -65,7 +68,11 @@ def dbt_profiles_and_segments(
 
 def dbt_resource() -> DbtCliResource:
     """The dbt CLI, pointed at the project and at the warehouse of the settings."""
-    return DbtCliResource(project_dir=_project, profiles_dir=str(_project.profiles_dir))
+    return DbtCliResource(
+        project_dir=_project,
+        profiles_dir=str(_project.profiles_dir),
+        dbt_executable=dbt_executable(),
+    )
 
 
 defs = dg.Definitions(

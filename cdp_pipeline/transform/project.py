@@ -1,6 +1,8 @@
 """The dbt project and its manifest, prepared once and only when the models changed."""
 
 import os
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -16,6 +18,12 @@ def dbt_env() -> dict[str, str]:
     """Environment for dbt: the profile reads the warehouse path from CDP_WAREHOUSE."""
     settings = get_settings()
     return {"CDP_WAREHOUSE": str(settings.warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+
+
+def dbt_executable() -> str:
+    """The dbt of this interpreter's environment, whether or not the venv is on PATH."""
+    executable = Path(sys.executable).parent / "dbt"
+    return str(executable) if executable.exists() else "dbt"
 
 
 def _newest_input_mtime(project_dir: Path) -> float:
@@ -40,7 +48,10 @@ def dbt_project() -> DbtProject:
     manifest = project.manifest_path
     if not manifest.exists() or manifest.stat().st_mtime < _newest_input_mtime(DBT_PROJECT_DIR):
         # dbt parse resolves the profile, which reads CDP_WAREHOUSE from the environment.
-        for key, value in dbt_env().items():
-            os.environ.setdefault(key, value)
-        project.preparer.prepare(project)
+        subprocess.run(
+            [dbt_executable(), "parse", "--quiet", "--target-path", str(project.target_path)],
+            cwd=DBT_PROJECT_DIR,
+            env={**os.environ, **dbt_env(), "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR)},
+            check=True,
+        )
     return project

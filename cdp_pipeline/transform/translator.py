@@ -1,6 +1,7 @@
 """How dbt resources appear in Dagster: keys by schema, groups by stage, raw sources fanned out."""
 
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any
 
 import dagster as dg
@@ -24,6 +25,14 @@ class CdpDbtTranslator(DagsterDbtTranslator):
     each source of that kind rather than on the table.
     """
 
+    @cached_property
+    def _raw_sources_cache(self) -> tuple[dict[str, str], dict[str, list[str]]]:
+        return _raw_table_to_kind(), sources_by_kind()
+
+    def _raw_sources(self) -> tuple[dict[str, str], dict[str, list[str]]]:
+        """Kind of each raw table and the configured sources of each kind, read once."""
+        return self._raw_sources_cache
+
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
             return dg.AssetKey([dbt_resource_props["source_name"], dbt_resource_props["name"]])
@@ -45,8 +54,7 @@ class CdpDbtTranslator(DagsterDbtTranslator):
         spec = super().get_asset_spec(manifest, unique_id, project)
         if not unique_id.startswith("model."):
             return spec
-        kind_of_table = _raw_table_to_kind()
-        by_kind = sources_by_kind()
+        kind_of_table, by_kind = self._raw_sources()
         deps: list[dg.AssetDep] = []
         for dep in spec.deps:
             path = dep.asset_key.path
