@@ -8,8 +8,8 @@ import duckdb
 import pytest
 
 from cdp_pipeline.activation.config import (
-    Destination,
     DestinationsConfigError,
+    FileDestination,
     load_destinations,
 )
 from cdp_pipeline.activation.definitions import build_activation_defs, destination_key
@@ -17,7 +17,7 @@ from cdp_pipeline.activation.sync import sync_file_destination
 from cdp_pipeline.resources import WarehouseResource
 from cdp_pipeline.segments.definitions import segment_summary
 
-DESTINATION = Destination(
+DESTINATION = FileDestination(
     name="lapsed_mailing",
     type="file",
     segment="culture_lapsed_buyers",
@@ -141,12 +141,41 @@ def test_destinations_config_names_the_bad_key(tmp_path: Path) -> None:
         "destinations:\n  - name: x\n    type: file\n    segment: s\n    purpose: spam\n",
         encoding="utf-8",
     )
-    with pytest.raises(DestinationsConfigError, match=r"destinations\.0\.purpose"):
+    with pytest.raises(DestinationsConfigError, match=r"destinations\.0\.file\.purpose"):
         load_destinations(path)
 
 
 def test_shipped_destinations_config_is_valid() -> None:
     assert load_destinations()
+    declared = load_destinations(include_disabled=True)
+    assert {destination.type for destination in declared} == {
+        "file",
+        "webhook",
+        "brevo",
+        "mailchimp",
+        "meta_custom_audience",
+        "google_customer_match",
+        "fcm_push",
+    }
+    # Every destination type builds an asset, even those shipped disabled.
+    defs = build_activation_defs(declared)
+    dg.Definitions.validate_loadable(
+        dg.Definitions.merge(defs, dg.Definitions(resources={"warehouse": WarehouseResource()}))
+    )
+    assert {key for asset in defs.assets or [] for key in asset.keys} == {
+        destination_key(destination) for destination in declared
+    }
+
+
+def test_destinations_config_takes_secret_names_not_values(tmp_path: Path) -> None:
+    path = tmp_path / "destinations.yml"
+    path.write_text(
+        "destinations:\n  - name: x\n    type: brevo\n    segment: s\n"
+        "    purpose: email_marketing\n    list_id: 1\n    api_key_env: xkeysib-123abc\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DestinationsConfigError, match=r"destinations\.0\.brevo\.api_key_env"):
+        load_destinations(path)
 
 
 def test_sensor_requests_a_sync_only_when_membership_changed(

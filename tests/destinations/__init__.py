@@ -1,0 +1,1 @@
+"""Mock vendor servers and a hand-made warehouse for the activation tests."""
