@@ -12,6 +12,8 @@ DEMO_PEOPLE ?= 2000
 DEMO_SEED ?= 42
 # The sample delivery is dated 2025-12-01; segments of the demo are evaluated on that day.
 export CDP_AS_OF_DATE ?= 2025-12-01
+# Write key of the local event endpoint; set your own in .env for anything but a laptop.
+export CDP_WRITE_KEYS ?= wk-dev-local
 
 .PHONY: install demo test dev lint bench clean
 
@@ -34,8 +36,13 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
+# The Dagster UI and daemon in the foreground; the event endpoint (:8088) and the profile API
+# (:8000) beside them, stopped with it.
 dev: install
 	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/cdp collect --port 8088 & collect=$$!; \
+	$(BIN)/cdp api --port 8000 & api=$$!; \
+	trap "kill $$collect $$api" EXIT; \
 	$(BIN)/dagster dev -w workspace.yaml -p 3000
 
 lint: install

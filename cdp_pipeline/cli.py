@@ -1,16 +1,16 @@
 """The ``cdp`` command: sample data and the nightly job, in-process."""
 
-import logging
 from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from cdp_pipeline.api.cli import api_app
 from cdp_pipeline.settings import get_settings
 
 app = typer.Typer(help="An open-source Customer Data Platform.", no_args_is_help=True)
-logger = logging.getLogger("cdp")
+app.add_typer(api_app, name="api")
 
 
 @app.command("sample-data")
@@ -41,12 +41,14 @@ def run(
     retrain: Annotated[
         bool, typer.Option(help="Train the linkage model again instead of reusing it.")
     ] = False,
+    verbose: Annotated[
+        bool, typer.Option(help="Show every step's log, not only warnings.")
+    ] = False,
 ) -> None:
     """Run the nightly job once, in-process, then the syncs its changes call for."""
     from cdp_pipeline.runner import run_nightly, summary_lines
 
-    logging.basicConfig(level=logging.WARNING)
-    outcome = run_nightly(retrain=retrain)
+    outcome = run_nightly(retrain=retrain, log_level="INFO" if verbose else "WARNING")
     for line in summary_lines(get_settings(), outcome):
         typer.echo(line)
     if not outcome.success:

@@ -24,8 +24,14 @@ def _instance(settings: Settings) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
+def _console(log_level: str) -> dict[str, object]:
+    return {"console": {"config": {"log_level": log_level}}}
+
+
 def run_nightly(
-    retrain: bool = False, instance: dg.DagsterInstance | None = None
+    retrain: bool = False,
+    instance: dg.DagsterInstance | None = None,
+    log_level: str = "WARNING",
 ) -> NightlyOutcome:
     """Run the nightly job, then evaluate the activation sensor and run the syncs it asks for."""
     from cdp_pipeline.definitions import NIGHTLY_JOB_NAME, defs
@@ -34,8 +40,11 @@ def run_nightly(
     settings = get_settings()
     instance = instance or _instance(settings)
     job = defs.resolve_job_def(NIGHTLY_JOB_NAME)
+    run_config = identity_run_config(retrain=retrain).to_config_dict()
     result = job.execute_in_process(
-        instance=instance, run_config=identity_run_config(retrain=retrain), raise_on_error=False
+        instance=instance,
+        run_config={**run_config, "loggers": _console(log_level)},
+        raise_on_error=False,
     )
     outcome = NightlyOutcome(success=result.success, run_id=result.run_id)
     if not result.success:
@@ -50,6 +59,7 @@ def run_nightly(
             instance=instance,
             asset_selection=list(request.asset_selection or []),
             tags=dict(request.tags),
+            run_config={"loggers": _console(log_level)},
             raise_on_error=False,
         )
         outcome.sync_runs.append(sync.run_id)
