@@ -459,7 +459,7 @@ def test_dagster_asset_materialises(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     write_inputs(con, _claes())
     con.close()
 
-    assert defs.resolve_assets_def(dg.AssetKey(["identity", "record_profiles"]))
+    assert identity_resolution in defs.assets
     result = dg.materialize(
         [identity_resolution], resources={"warehouse": WarehouseResource(database=str(database))}
     )
