@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CDP = ROOT / ".venv" / "bin" / "cdp"
+# The cdp of the interpreter running the benchmark (the project venv under make bench).
+CDP = Path(sys.executable).parent / "cdp"
 
 
 @dataclass
