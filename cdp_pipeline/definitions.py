@@ -6,6 +6,7 @@ from cdp_pipeline.activation.definitions import ACTIVATION_GROUP
 from cdp_pipeline.activation.definitions import defs as activation_defs
 from cdp_pipeline.identity.definitions import defs as identity_defs
 from cdp_pipeline.ingest.definitions import defs as ingest_defs
+from cdp_pipeline.privacy.definitions import defs as privacy_defs
 from cdp_pipeline.publish.definitions import defs as publish_defs
 from cdp_pipeline.resources import LandingResource, WarehouseResource
 from cdp_pipeline.segments.definitions import defs as segments_defs
@@ -39,6 +40,7 @@ platform_defs = dg.Definitions(
 
 defs = dg.Definitions.merge(
     ingest_defs,
+    privacy_defs,
     transform_defs,
     identity_defs,
     segments_defs,

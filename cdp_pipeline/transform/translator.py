@@ -11,10 +11,17 @@ from cdp_pipeline.ingest import sources_by_kind
 from cdp_pipeline.ingest.kinds import KINDS
 
 _RAW_SOURCE = "raw"
+# Erasure and retention run between ingest and staging, so every model that reads the raw
+# layer waits for them: an erased person's stale rows are gone before dbt sees them.
+ERASURE_KEY = dg.AssetKey(["privacy", "erasure"])
 
 
 def _raw_table_to_kind() -> dict[str, str]:
     return {kind.table: name for name, kind in KINDS.items()}
+
+
+def _dbt_tags(manifest: Mapping[str, Any], unique_id: str) -> list[str]:
+    return list(manifest["nodes"].get(unique_id, {}).get("tags", []))
 
 
 class CdpDbtTranslator(DagsterDbtTranslator):
@@ -63,4 +70,6 @@ class CdpDbtTranslator(DagsterDbtTranslator):
                 deps.extend(dg.AssetDep(dg.AssetKey([_RAW_SOURCE, s])) for s in by_kind[kind])
             else:
                 deps.append(dep)
+        if "pre_identity" in _dbt_tags(manifest, unique_id):
+            deps.append(dg.AssetDep(ERASURE_KEY))
         return spec.replace_attributes(deps=deps)
