@@ -38,6 +38,7 @@ def run_nightly(
     from cdp_pipeline.identity.definitions import identity_run_config
 
     settings = get_settings()
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     instance = instance or _instance(settings)
     job = defs.resolve_job_def(NIGHTLY_JOB_NAME)
     run_config = identity_run_config(retrain=retrain).to_config_dict()
