@@ -69,7 +69,7 @@ def run(
         if not guards:
             config = config.model_copy(update={"guards": config.guards.model_copy(
                 update={"different_birth_date": False, "different_first_name": False,
-                        "twins": False})})
+                        "twins": False, "cluster_birth_dates": False})})
         stats = resolve(con, f"febrl-{name}", config, retrain=retrain, state_dir=state / name)
         seconds = time.perf_counter() - started
         predicted = dict(

@@ -148,6 +148,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("landing", type=Path)
     parser.add_argument("--retrain", action="store_true")
+    parser.add_argument("--config", type=Path, default=None, help="matching.yml to use")
     args = parser.parse_args()
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
     logging.getLogger("splink").setLevel(logging.ERROR)
@@ -165,7 +166,7 @@ def main() -> None:
         con.execute("create table intermediate.int_identity__records as select * from r")
         con.execute("create table intermediate.int_identity__web_identities as select * from w")
         started = time.perf_counter()
-        stats = resolve(con, "bench", load_config(), retrain=args.retrain,
+        stats = resolve(con, "bench", load_config(args.config), retrain=args.retrain,
                         state_dir=Path(tmp) / "state")
         seconds = time.perf_counter() - started
         predicted = dict(

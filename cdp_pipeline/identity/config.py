@@ -1,5 +1,6 @@
 """The matching configuration (``cdp_pipeline/config/matching.yml``), validated on load."""
 
+import math
 import re
 from pathlib import Path
 from typing import Literal
@@ -15,7 +16,8 @@ ComparisonType = Literal[
     "exact", "first_name", "last_name", "date", "phone", "email", "address", "postcode"
 ]
 LinkType = Literal[
-    "manual", "a_profiel_id", "device_id", "web_identify", "email", "phone", "splink"
+    "manual", "a_profiel_id", "device_id", "web_identify", "email", "phone",
+    "splink", "name_postcode",
 ]
 LINK_TYPES: tuple[str, ...] = LinkType.__args__  # type: ignore[attr-defined]
 # Comparisons the guards and deterministic rules rely on; each may appear once.
@@ -68,20 +70,53 @@ class Blocked(_Strict):
     max_distinct_names_per_value: int = Field(default=6, ge=2)
 
 
+def _weight(probability: float) -> float:
+    return math.log2(probability / (1 - probability))
+
+
 class Thresholds(_Strict):
-    """Auto-merge threshold for Splink pairs: give one of the two."""
+    """Auto-merge and review thresholds for Splink pairs: probability or weight, not both.
+
+    Pairs at or above the auto-merge threshold become links (unless a guard vetoes
+    them); pairs between the review and the auto-merge threshold go to
+    ``identity.review_queue`` for a person to decide.
+    """
 
     match_probability: float | None = Field(default=None, gt=0, lt=1)
     match_weight: float | None = None
+    review_match_probability: float | None = Field(default=None, gt=0, lt=1)
+    review_match_weight: float | None = None
 
     @model_validator(mode="after")
     def _one(self) -> "Thresholds":
         if self.match_probability is not None and self.match_weight is not None:
             raise ValueError("set only one of match_probability or match_weight")
+        if self.review_match_probability is not None and self.review_match_weight is not None:
+            raise ValueError("set only one of review_match_probability or review_match_weight")
+        review = self.review_weight()
+        if review is not None and review > self.auto_merge_weight():
+            raise ValueError("the review threshold must not be above the auto-merge threshold")
         return self
 
+    def auto_merge_weight(self) -> float:
+        """The auto-merge threshold as a match weight (probability 0.99 when neither is set)."""
+        if self.match_weight is not None:
+            return self.match_weight
+        return _weight(self.match_probability or 0.99)
+
+    def review_weight(self) -> float | None:
+        """The review threshold as a match weight, or None when there is no review queue."""
+        if self.review_match_weight is not None:
+            return self.review_match_weight
+        if self.review_match_probability is not None:
+            return _weight(self.review_match_probability)
+        return None
+
     def splink_kwargs(self) -> dict[str, float]:
-        """Arguments for ``linker.inference.predict`` (0.99 when neither is set)."""
+        """Arguments for ``linker.inference.predict``: the lower of the two thresholds."""
+        review = self.review_weight()
+        if review is not None:
+            return {"threshold_match_weight": review}
         if self.match_weight is not None:
             return {"threshold_match_weight": self.match_weight}
         return {"threshold_match_probability": self.match_probability or 0.99}
@@ -102,9 +137,75 @@ class Guards(_Strict):
     different_birth_date: bool = True  # both known, not equal, swapped or one typo apart
     different_first_name: bool = True  # first names at the model's "different" level
     twins: bool = True  # same birth date, surname and address, dissimilar first names
+    # A Splink link may not join two clusters whose known birth dates all differ
+    # (name-and-postcode links never may): stops chains of weak bridges.
+    cluster_birth_dates: bool = True
     # Names alone are not identity: the attributes other than first and last name must
     # add at least this match weight (a shared e-mail, phone, birth date or street).
     min_non_name_weight: float | None = 3.0
+
+
+class Rules(_Strict):
+    """Deterministic rules besides the strong identifiers."""
+
+    # Same first name, last name and postcode join, at the lowest priority, unless a
+    # known fact contradicts it (see resolve._Clusters.why_not): box-office buyers
+    # often leave nothing else.
+    name_and_postcode: bool = True
+
+
+SurvivorshipRule = Literal["most_recent", "source_order", "most_frequent"]
+# Attributes of int_identity__records a golden attribute can take its value from
+# (e-mail and phone in their normalised form, placeholders removed).
+GOLDEN_COLUMNS = (
+    "first_name", "last_name", "birth_date", "email", "phone", "street", "house_number",
+    "postcode", "municipality",
+)
+_TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+_COLUMN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class GoldenAttribute(_Strict):
+    """One attribute of the golden record and how its value survives.
+
+    ``column`` is a column of the identity records (one of GOLDEN_COLUMNS) or, with
+    ``table``, a column of that warehouse table whose ``key`` column holds the
+    record_key of records of ``source`` (a custom attribute from a source column).
+    ``rule``: ``most_recent`` (latest observed_at), ``source_order`` (the first of
+    ``sources`` that has a value, the latest within it) or ``most_frequent``
+    (ties: the latest). Sources not listed in ``sources`` are ignored by
+    ``source_order`` and used by the other rules only when ``sources`` is empty.
+    """
+
+    column: str
+    rule: SurvivorshipRule = "most_recent"
+    sources: list[str] = Field(default_factory=list)
+    table: str | None = None
+    key: str | None = None
+    source: str | None = None
+
+    @model_validator(mode="after")
+    def _where_from(self) -> "GoldenAttribute":
+        if self.table is None:
+            if self.column not in GOLDEN_COLUMNS:
+                raise ValueError(
+                    f"column {self.column!r}; allowed without a table: {list(GOLDEN_COLUMNS)}"
+                )
+            return self
+        if not _TABLE_NAME.match(self.table):
+            raise ValueError(f"table {self.table!r} must be schema.table in lower case")
+        for name, value in (("column", self.column), ("key", self.key)):
+            if value is None or not _COLUMN_NAME.match(value):
+                raise ValueError(f"{name} {value!r} must be a lower-case column name")
+        if not self.source:
+            raise ValueError("a table attribute needs source: the source its key belongs to")
+        return self
+
+    @model_validator(mode="after")
+    def _order(self) -> "GoldenAttribute":
+        if self.rule == "source_order" and not self.sources:
+            raise ValueError("rule source_order needs sources: the trusted order")
+        return self
 
 
 class IdentifierLimit(_Strict):
@@ -122,6 +223,8 @@ class MatchingConfig(_Strict):
     training: Training = Training()
     blocked_values: Blocked = Blocked()
     guards: Guards = Guards()
+    rules: Rules = Rules()
+    golden_attributes: dict[str, GoldenAttribute] = Field(default_factory=dict)
     limits: dict[Literal["a_profiel_id", "device_id"], IdentifierLimit] = Field(
         default_factory=dict
     )

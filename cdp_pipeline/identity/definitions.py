@@ -9,6 +9,9 @@ from cdp_pipeline.resources import WarehouseResource
 RECORD_PROFILES = dg.AssetKey(["identity", "record_profiles"])
 LINKS = dg.AssetKey(["identity", "links"])
 PROFILE_HISTORY = dg.AssetKey(["identity", "profile_history"])
+REVIEW_QUEUE = dg.AssetKey(["identity", "review_queue"])
+LINK_EVIDENCE = dg.AssetKey(["identity", "link_evidence"])
+GOLDEN_ATTRIBUTES = dg.AssetKey(["identity", "golden_attributes"])
 INPUTS = [
     dg.AssetKey(["intermediate", "int_identity__records"]),
     dg.AssetKey(["intermediate", "int_identity__web_identities"]),
@@ -53,6 +56,18 @@ class IdentityRunConfig(dg.Config):
         dg.AssetSpec(
             PROFILE_HISTORY, deps=INPUTS, group_name="identity",
             description="Profiles created, merged, split or retired by each run.",
+        ),
+        dg.AssetSpec(
+            REVIEW_QUEUE, deps=INPUTS, group_name="identity",
+            description="Pairs between the review and auto-merge thresholds, for a person.",
+        ),
+        dg.AssetSpec(
+            LINK_EVIDENCE, deps=INPUTS, group_name="identity",
+            description="Per link and attribute: the comparison level and its weight.",
+        ),
+        dg.AssetSpec(
+            GOLDEN_ATTRIBUTES, deps=INPUTS, group_name="identity",
+            description="Per profile and golden attribute: the surviving value and its origin.",
         ),
     ],
     check_specs=[
@@ -105,6 +120,12 @@ def identity_resolution(
         asset_key=PROFILE_HISTORY,
         metadata={f"changes_{k}": dg.MetadataValue.int(n) for k, n in stats.history.items()},
     )
+    yield dg.MaterializeResult(
+        asset_key=REVIEW_QUEUE,
+        metadata={"open_pairs": dg.MetadataValue.int(stats.review_pairs)},
+    )
+    yield dg.MaterializeResult(asset_key=LINK_EVIDENCE)
+    yield dg.MaterializeResult(asset_key=GOLDEN_ATTRIBUTES)
     yield dg.AssetCheckResult(
         check_name=A_PROFIEL_CHECK, asset_key=RECORD_PROFILES, passed=violations == 0,
         severity=dg.AssetCheckSeverity.ERROR,
