@@ -40,6 +40,7 @@ test: install
 # (:8000) beside them, stopped with it.
 dev: install
 	mkdir -p $(DAGSTER_HOME)
+	test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/cdp collect --port 8088 & collect=$$!; \
 	$(BIN)/cdp api --port 8000 & api=$$!; \
 	trap "kill $$collect $$api" EXIT; \

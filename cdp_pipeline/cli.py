@@ -1,5 +1,7 @@
 """The ``cdp`` command: sample data and the nightly job, in-process."""
 
+import contextlib
+import io
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -8,6 +10,9 @@ import typer
 
 from cdp_pipeline.api.cli import api_app
 from cdp_pipeline.settings import get_settings
+
+# Lines of the captured dbt output shown when a quiet night fails.
+_FAILURE_TAIL_LINES = 80
 
 app = typer.Typer(help="An open-source Customer Data Platform.", no_args_is_help=True)
 app.add_typer(api_app, name="api")
@@ -48,7 +53,16 @@ def run(
     """Run the nightly job once, in-process, then the syncs its changes call for."""
     from cdp_pipeline.runner import run_nightly, summary_lines
 
-    outcome = run_nightly(retrain=retrain, log_level="INFO" if verbose else "WARNING")
+    if verbose:
+        outcome = run_nightly(retrain=retrain, log_level="INFO")
+    else:
+        # dagster-dbt echoes every dbt event to stdout; keep it for when the night fails.
+        captured = io.StringIO()
+        with contextlib.redirect_stdout(captured):
+            outcome = run_nightly(retrain=retrain, log_level="WARNING")
+        if not outcome.success:
+            tail = captured.getvalue().splitlines()[-_FAILURE_TAIL_LINES:]
+            typer.echo("\n".join(tail), err=True)
     for line in summary_lines(get_settings(), outcome):
         typer.echo(line)
     if not outcome.success:

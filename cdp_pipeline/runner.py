@@ -18,8 +18,20 @@ class NightlyOutcome:
     synced: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-def _instance(settings: Settings) -> dg.DagsterInstance:
+# A local instance: no telemetry, and no warning that the file is missing on every run.
+_DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+
+
+def ensure_dagster_home(settings: Settings) -> None:
+    """Create Dagster's instance folder with the platform's instance settings if missing."""
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    config = settings.dagster_home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(_DAGSTER_YAML, encoding="utf-8")
+
+
+def _instance(settings: Settings) -> dg.DagsterInstance:
+    ensure_dagster_home(settings)
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     return dg.DagsterInstance.get()
 
