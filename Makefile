@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
-# The warehouse, landing folder and Dagster home of the demo (see ../shared/contract.md).
+# The warehouse, landing folder and Dagster home of the demo (README, Settings).
 export CDP_LANDING_DIR ?= $(CURDIR)/data/landing
 export CDP_WAREHOUSE ?= $(CURDIR)/data/warehouse/cdp.duckdb
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
