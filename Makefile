@@ -42,7 +42,7 @@ dev: install
 	mkdir -p $(DAGSTER_HOME)
 	test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/cdp collect --port 8088 & collect=$$!; \
-	$(BIN)/cdp api --port 8000 & api=$$!; \
+	$(BIN)/cdp api --port 8000 --workers 2 & api=$$!; \
 	trap "kill $$collect $$api" EXIT; \
 	$(BIN)/dagster dev -w workspace.yaml -p 3000
 

@@ -150,7 +150,7 @@ def test_every_identifier_kind_finds_the_profile(
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["profile"]["profile_id"] == ANN
-    assert body["snapshot"] == platform.snapshot.name
+    assert body["snapshot"] == platform.snapshot.stem
 
 
 def test_full_profile_content(platform: Platform, full: dict[str, str]) -> None:
@@ -401,10 +401,48 @@ def test_switch_to_a_new_snapshot_under_load(tmp_path: Path) -> None:
     assert len(outcomes) > 20
     assert [o for o in outcomes if o[0] != 200] == []
     served = [snapshot for _, snapshot, _ in outcomes]
-    assert served[0] == platform.snapshot.name
-    assert served[-1] == third.name
-    assert second.name in served
+    assert served[0] == platform.snapshot.stem
+    assert served[-1] == third.stem
+    assert second.stem in served
     assert "newsletter_clickers_no_purchase" in outcomes[-1][2]
     # Only the current snapshot and the one before it remain.
     remaining = sorted(p.name for p in third.parent.glob("serving-*.duckdb"))
     assert remaining == sorted([second.name, third.name])
+
+
+def test_fast_path_answers_as_the_route_does(platform: Platform, full: dict[str, str]) -> None:
+    """Single look-ups that skip FastAPI answer byte for byte as the FastAPI route does."""
+    plain_app = create_app(
+        keys_path=platform.keys_path,
+        snapshot_dir=snapshots_dir_of(platform.warehouse),
+        check_interval_s=0.05,
+        fast_path=False,
+    )
+    segments_only = platform.key("segments")
+    x_api_key = {"X-API-Key": full["Authorization"].removeprefix("Bearer ")}
+    requests = [
+        (f"/v1/profiles/profile_id/{ANN}", full, None),
+        (f"/v1/profiles/profile_id/{BOB}", full, None),
+        ("/v1/profiles/anonymous_id/anon-4", full, None),
+        ("/v1/profiles/device_id/dev-1", x_api_key, None),
+        (f"/v1/profiles/email_sha256/{email_sha256(ANN_EMAIL).upper()}", full, None),
+        (f"/v1/profiles/profile_id/{ANN}", full, "segments,consents"),
+        (f"/v1/profiles/profile_id/{ANN}", full, ""),
+        (f"/v1/profiles/profile_id/{ANN}", full, "segments, scores"),
+        (f"/v1/profiles/profile_id/{ANN}", segments_only, None),
+        (f"/v1/profiles/profile_id/{ANN}", segments_only, "scores"),
+        (f"/v1/profiles/profile_id/{ANN}", full, "salary"),
+        (f"/v1/profiles/profile_id/{ERASED}", full, None),
+        ("/v1/profiles/anonymous_id/anon-erased", full, None),
+        ("/v1/profiles/anonymous_id/anon-never-seen", full, "segments"),
+        ("/v1/profiles/anonymous_id/has%20space", full, None),
+        (f"/v1/profiles/profile_id/{ANN}", {"Authorization": "Basic abc"}, None),
+        (f"/v1/profiles/profile_id/{ANN}", {**x_api_key, "Authorization": "Basic a"}, None),
+    ]
+    with TestClient(plain_app) as plain:
+        for path, headers, fields in requests:
+            params = {"fields": fields} if fields is not None else None
+            fast = platform.client.get(path, headers=headers, params=params)
+            slow = plain.get(path, headers=headers, params=params)
+            assert (fast.status_code, fast.content) == (slow.status_code, slow.content), path
+            assert fast.headers == slow.headers, path

@@ -16,12 +16,15 @@ def api(
     context: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Server processes; 2 on a 2-core host (docs/profile_api.md).")
+    ] = 1,
 ) -> None:
     """Serve the profile API on the current serving snapshot (no sub-command)."""
     if context.invoked_subcommand is None:
         from cdp_pipeline.api.server import serve
 
-        serve(host, port)
+        serve(host, port, workers)
 
 
 @api_app.command("create-key")

@@ -1,22 +1,22 @@
-"""The open serving snapshot, swapped for a newer one without a restart or a gap.
+"""The open look-up store, swapped for a newer one without a restart or a gap.
 
-Each request takes a reference to the snapshot that is current when it starts and finishes
-on it, even if a newer one is opened meanwhile. A swap opens (and warms) the new file
-before it becomes current; the old connection is closed only when its last request has
-released it. Threads query through their own cursor of the snapshot's connection because a
-DuckDB connection must not run two queries at once.
+Each request takes a reference to the publication that is current when it starts and
+finishes on it, even if a newer one is opened meanwhile. A swap opens (and warms) the new
+look-up store before it becomes current; the old connections are closed only when its last
+request has released it. Each thread reads through its own SQLite connection (connections
+are cheap, and one per thread needs no locking); the file is opened read-only and immutable.
 """
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import duckdb
-
-from cdp_pipeline.publish.snapshot import read_pointer
+from cdp_pipeline.publish.lookup_store import FORMAT_VERSION, connect_read_only, lookup_store_of
+from cdp_pipeline.publish.snapshot import POINTER_NAME, publication_name, read_pointer
 
 logger = logging.getLogger(__name__)
 
@@ -24,50 +24,64 @@ logger = logging.getLogger(__name__)
 # night's data a second late is not noticed by anyone.
 DEFAULT_CHECK_INTERVAL_S = 1.0
 
+_CARD_SQL = "select profile_id, card from cards where profile_id = ?"
+# One statement, two primary-key descents (identifiers, then cards).
+_CARD_BY_KEY_SQL = (
+    "select cards.profile_id, cards.card from identifiers"
+    " inner join cards on cards.profile_id = identifiers.profile_id"
+    " where identifiers.lookup_key = ?"
+)
+
+# (profile id, card): UTF-8 bytes as stored; the card's parts are separated by 0x1F.
+Card = tuple[bytes, bytes]
+
 
 class SnapshotUnavailable(RuntimeError):
     """No snapshot has been published yet (or none can be opened)."""
 
 
 class OpenSnapshot:
-    """One read-only connection to one snapshot file, shared by all request threads."""
+    """One publication's look-up store, read through one connection per thread."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.name = path.name
-        # One thread per query: a point look-up gains nothing from parallelism and DuckDB's
-        # task scheduling would add latency to every one of them.
-        self._connection = duckdb.connect(str(path), read_only=True, config={"threads": 1})
+        self.name = publication_name(path.name)
         self._local = threading.local()
-        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._users = 0
         self._retired = False
         self._closed = False
-        row = self._connection.execute(
-            "select published_at, traits_present, scores_present from snapshot_info"
+        row = self._connection().execute(
+            "select name, format from snapshot_info"
         ).fetchone()
-        self.published_at = row[0] if row else None
+        if row is None or row[1] != FORMAT_VERSION:
+            self._close()
+            raise sqlite3.DatabaseError(
+                f"{path.name} is not a look-up store of format {FORMAT_VERSION}: {row!r}"
+            )
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """This thread's cursor on the snapshot."""
-        cursor = getattr(self._local, "cursor", None)
-        if cursor is None:
-            with self._lock:
-                cursor = self._connection.cursor()
-                self._cursors.append(cursor)
-            self._local.cursor = cursor
-        return cursor
+    def card(self, profile_id: str) -> Card | None:
+        """The card of ``profile_id``, or None when no such profile is published."""
+        return self._connection().execute(_CARD_SQL, (profile_id,)).fetchone()
+
+    def card_by_key(self, lookup_key: str) -> Card | None:
+        """The card the identifier ``<kind>:<value>`` leads to, or None."""
+        return self._connection().execute(_CARD_BY_KEY_SQL, (lookup_key,)).fetchone()
 
     def warm(self) -> None:
-        """Load the look-up indexes now, so the first requests after a swap are not slow."""
-        cursor = self.cursor()
-        cursor.execute(
-            "select profile_id from identifiers where lookup_key = ?", ["profile_id:"]
-        ).fetchall()
-        cursor.execute(
-            "select profile_id from profile_cards where profile_id = ?", [""]
-        ).fetchall()
+        """Open this thread's connection and read both tables' roots before the first request."""
+        self.card("")
+        self.card_by_key("")
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = connect_read_only(self.path)
+            with self._lock:
+                self._connections.append(connection)
+            self._local.connection = connection
+        return connection
 
     def acquire(self) -> bool:
         with self._lock:
@@ -96,10 +110,9 @@ class OpenSnapshot:
             if self._closed:
                 return
             self._closed = True
-            cursors, self._cursors = self._cursors, []
-        for cursor in cursors:
-            cursor.close()
-        self._connection.close()
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            connection.close()
         logger.info("Closed serving snapshot %s", self.name)
 
 
@@ -115,6 +128,7 @@ class SnapshotReader:
         self._signature: tuple[int, int, int] | None = None
         self._checked_at = float("-inf")
         self._swap_lock = threading.Lock()
+        self._failed: str | None = None
         self.refresh()
 
     @property
@@ -141,7 +155,7 @@ class SnapshotReader:
             snapshot.release()
 
     def refresh(self, force: bool = False) -> None:
-        """Open the snapshot CURRENT names if it changed; at most once per interval."""
+        """Open the look-up store CURRENT names if it changed; at most once per interval."""
         now = time.monotonic()
         if not force and now - self._checked_at < self._interval:
             return
@@ -150,7 +164,7 @@ class SnapshotReader:
             return
         try:
             self._checked_at = now
-            pointer = self._directory / "CURRENT"
+            pointer = self._directory / POINTER_NAME
             try:
                 stat = pointer.stat()
                 signature: tuple[int, int, int] | None = (
@@ -160,19 +174,25 @@ class SnapshotReader:
                 signature = None
             if signature == self._signature and self._current is not None:
                 return
-            path = read_pointer(self._directory)
-            if path is None or (self._current is not None and path.name == self._current.name):
+            snapshot = read_pointer(self._directory)
+            if snapshot is None or (
+                self._current is not None and publication_name(snapshot.name) == self._current.name
+            ):
                 self._signature = signature
                 return
+            path = lookup_store_of(snapshot)
             try:
                 fresh = OpenSnapshot(path)
                 fresh.warm()
-            except (duckdb.Error, OSError):
-                # Keep the snapshot we have; the next check tries again.
-                logger.exception("Could not open serving snapshot %s", path.name)
+            except (sqlite3.Error, OSError):
+                # Keep the snapshot we have; the next check tries again (and logs once).
+                if self._failed != path.name:
+                    logger.exception("Could not open the look-up store %s", path.name)
+                    self._failed = path.name
                 return
             previous, self._current = self._current, fresh
             self._signature = signature
+            self._failed = None
             logger.info("Serving snapshot %s", fresh.name)
             if previous is not None:
                 previous.retire()
