@@ -49,6 +49,7 @@ dev: install
 lint: install
 	$(BIN)/ruff check cdp_pipeline tests bench
 	$(BIN)/sqlfluff lint dbt_project/models
+	$(BIN)/python -m cdp_pipeline.segments check
 
 bench: install
 	$(BIN)/python bench/run_nightly.py

@@ -16,6 +16,8 @@ _FAILURE_TAIL_LINES = 80
 
 app = typer.Typer(help="An open-source Customer Data Platform.", no_args_is_help=True)
 app.add_typer(api_app, name="api")
+segments_app = typer.Typer(help="Marketer segments (YAML) compiled into dbt models.")
+app.add_typer(segments_app, name="segments")
 
 
 @app.command("sample-data")
@@ -67,6 +69,19 @@ def run(
         typer.echo(line)
     if not outcome.success:
         raise typer.Exit(code=1)
+
+
+@segments_app.command("compile")
+def segments_compile() -> None:
+    """Compile cdp_pipeline/config/segments/*.yml into dbt models and the segments var."""
+    from cdp_pipeline.segments.compiler import SegmentDefinitionError, compile_segments
+
+    try:
+        changed = compile_segments()
+    except SegmentDefinitionError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(code=2) from error
+    typer.echo(f"{len(changed)} file(s) changed")
 
 
 @app.command("collect")

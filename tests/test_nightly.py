@@ -40,7 +40,7 @@ def _table_digest(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> tu
     ]
     quoted = ", ".join(f'"{column}"' for column in columns)
     return con.execute(
-        f'select count(*), coalesce(md5(string_agg(row_text, \'\n\' order by row_text)), \'\')'
+        f"select count(*), coalesce(md5(string_agg(row_text, '\n' order by row_text)), '')"
         f' from (select cast(row({quoted}) as varchar) as row_text from "{schema}"."{table}")'
     ).fetchone()
 
@@ -175,7 +175,12 @@ def test_segments_have_members_and_exports_are_consented(
                 " where exited_at is null group by segment"
             ).fetchall()
         )
-        assert len(sizes) == 3 and all(size > 0 for size in sizes.values()), sizes
+        hand_written = (
+            "culture_lapsed_buyers",
+            "newsletter_clickers_no_purchase",
+            "sport_camp_families",
+        )
+        assert all(sizes.get(segment, 0) > 0 for segment in hand_written), sizes
         granted = {
             row[0]
             for row in con.execute(

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 import duckdb
+import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -50,3 +51,43 @@ def segment_states(con: duckdb.DuckDBPyConnection) -> list[SegmentState]:
     """The state of every segment that has ever had a member."""
     rows = con.execute(_SEGMENT_STATES_SQL).fetchall()
     return [SegmentState(*row) for row in rows]
+
+
+# Every run timestamp seen in the history, and each segment's size right after that run.
+_SIZE_HISTORY_SQL = """
+with history as (
+    select segment, entered_at, exited_at from marts.segment_members
+),
+
+runs as (
+    select entered_at as run_at from history
+    union
+    select exited_at from history where exited_at is not null
+),
+
+recent_runs as (
+    select run_at from runs order by run_at desc limit $max_runs
+),
+
+segments as (
+    select distinct segment from history
+)
+
+select
+    recent_runs.run_at,
+    segments.segment,
+    count(history.segment) as size
+from recent_runs
+cross join segments
+left join history
+    on history.segment = segments.segment
+    and history.entered_at <= recent_runs.run_at
+    and (history.exited_at is null or history.exited_at > recent_runs.run_at)
+group by recent_runs.run_at, segments.segment
+order by recent_runs.run_at, segments.segment
+"""
+
+
+def segment_size_history(con: duckdb.DuckDBPyConnection, max_runs: int = 30) -> pd.DataFrame:
+    """Size of every segment after each of the last ``max_runs`` runs (run_at, segment, size)."""
+    return con.execute(_SIZE_HISTORY_SQL, {"max_runs": max_runs}).df()

@@ -18,6 +18,9 @@ from cdp_pipeline.transform.project import dbt_env, dbt_executable, dbt_project
 from cdp_pipeline.transform.translator import CdpDbtTranslator
 
 PRE_IDENTITY = "tag:pre_identity"
+# Segment models read the ML outputs (propensity deciles, automatic segments), which read
+# the traits mart: they run in a third step, after the ML assets.
+SEGMENT_MODELS = "path:models/segments segment_members segment_definitions"
 
 
 def dbt_vars() -> dict[str, str]:
@@ -55,14 +58,24 @@ def dbt_identity_inputs(context: dg.AssetExecutionContext, dbt: DbtCliResource) 
 @dbt_assets(
     manifest=_project.manifest_path,
     project=_project,
-    exclude=PRE_IDENTITY,
-    name="dbt_profiles_and_segments",
+    exclude=f"{PRE_IDENTITY} {SEGMENT_MODELS}",
+    name="dbt_profiles",
     dagster_dbt_translator=CdpDbtTranslator(),
 )
-def dbt_profiles_and_segments(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource
-) -> Iterator[Any]:
-    """Unified profiles, interactions, consent state and segments, built by dbt."""
+def dbt_profiles(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
+    """Unified profiles, interactions, consent state and traits, built by dbt."""
+    yield from _stream(context, dbt)
+
+
+@dbt_assets(
+    manifest=_project.manifest_path,
+    project=_project,
+    select=SEGMENT_MODELS,
+    name="dbt_segments",
+    dagster_dbt_translator=CdpDbtTranslator(),
+)
+def dbt_segments(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
+    """Rule-based, marketer and automatic segments and their membership history, by dbt."""
     yield from _stream(context, dbt)
 
 
@@ -76,7 +89,7 @@ def dbt_resource() -> DbtCliResource:
 
 
 defs = dg.Definitions(
-    assets=[dbt_identity_inputs, dbt_profiles_and_segments],
+    assets=[dbt_identity_inputs, dbt_profiles, dbt_segments],
     resources={"dbt": dbt_resource()},
 )
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dagster_dbt import DbtProject
 
+from cdp_pipeline.segments.compiler import compile_segments
 from cdp_pipeline.settings import DBT_PROJECT_DIR, get_settings
 
 # Files whose change makes the parsed manifest stale.
@@ -44,6 +45,9 @@ def dbt_project() -> DbtProject:
     Parsing takes about 4 s here, so a code reload with unchanged models reuses the
     manifest instead of paying for it on every import.
     """
+    # Marketer segments (YAML) become dbt models first; only changed files are rewritten,
+    # so an unchanged definition leaves the manifest fresh.
+    compile_segments()
     project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
     manifest = project.manifest_path
     if not manifest.exists() or manifest.stat().st_mtime < _newest_input_mtime(DBT_PROJECT_DIR):

@@ -1,0 +1,253 @@
+"""Benchmark, run by hand: traits, segments and scoring at scale; model quality on samples.
+
+    # 1. Scale: a synthetic warehouse of N profiles (marts.profiles, marts.interactions,
+    #    marts.consent_state, ...), then dbt profile_traits -> auto_segments and
+    #    propensity_scores (the Dagster assets, in-process) -> dbt segment models and
+    #    segment_members. Time per step and peak memory (this process and dbt's).
+    .venv/bin/python bench/segments_scale.py scale --profiles 1000000
+
+    # 2. Quality: AUC, top-decile lift (model and recency rule) and Brier score of each
+    #    propensity model on a warehouse built by the nightly job from `cdp sample-data`
+    #    (e.g. `make demo DEMO_PEOPLE=20000`).
+    .venv/bin/python bench/segments_scale.py quality --warehouse data/warehouse/cdp.duckdb \
+        --as-of 2025-12-01
+
+The synthetic population carries the sample data's kind of signal: a latent interest per
+person drives monthly activity, and an active month has newsletter clicks and web visits
+a few days before the ticket purchase.
+"""
+
+import argparse
+import logging
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from cdp_pipeline.resources import WarehouseResource
+from cdp_pipeline.segments.definitions import auto_segments, propensity_scores
+from cdp_pipeline.segments.features import PROPENSITY_MODELS
+from cdp_pipeline.segments.propensity import NotEnoughData, train_and_score
+from cdp_pipeline.settings import DBT_PROJECT_DIR
+
+logger = logging.getLogger("bench.segments_scale")
+
+AS_OF = "2025-12-01"
+DBT = Path(sys.executable).parent / "dbt"
+
+_SYNTHETIC_SQL = """
+create schema marts;
+create schema staging;
+create schema intermediate;
+
+create table marts.profiles as
+select
+    'P' || lpad(cast(i as varchar), 8, '0') as profile_id,
+    random() < 0.85 as is_known,
+    (['2000', '2018', '2060', '2100', '2140', '2170', '2180', '2600', '2610', '2660',
+      '2900'])[1 + cast(floor(random() * 11) as integer)] as postcode,
+    date '1940-01-01' + cast(floor(random() * 29000) as integer) as birth_date
+from range($n) as t(i);
+
+create table latent as
+select profile_id, pow(random(), 2.5) as interest, random() as sportiness,
+    random() as engagement, random() < 0.6 as subscribed
+from marts.profiles;
+
+create table months as
+select latent.*, m as month_index,
+    timestamp '2024-12-15 08:00:00' + to_months(m) as sent_at,
+    random() < latent.interest as active,
+    random() as r1, random() as r2, random() as r3, random() as r4
+from latent cross join range(12) as months(m);
+
+create table interactions_raw as
+select * from (
+    select profile_id, 'email_sent' as interaction_type, sent_at as occurred_at,
+        null as category, null as event_id, 'c' || month_index as campaign_id,
+        null::decimal(12, 2) as amount_eur, null as item_name
+    from months where subscribed
+    union all
+    select profile_id, 'email_open', sent_at + interval 3 hour, null, null, 'c' || month_index,
+        null, null
+    from months where subscribed and (active or r1 < 0.1 + 0.4 * engagement)
+    union all
+    select profile_id, 'email_click', sent_at + interval 5 hour, null, null,
+        'c' || month_index, null, null
+    from months where subscribed and ((active and r2 < 0.6) or r2 < 0.02)
+    union all
+    select profile_id, 'page', sent_at + to_days(1 + cast(r3 * 3 as integer)), null,
+        'EV-' || month_index, null, null, 'Evenement'
+    from months where (active and r3 < 0.8) or r3 < 0.05 * engagement
+    union all
+    select profile_id, 'track', sent_at + to_days(1 + cast(r3 * 3 as integer)) + interval 2 minute,
+        null, 'EV-' || month_index, null, null, 'Added to Wishlist'
+    from months where active and r3 < 0.2
+    union all
+    select profile_id, 'ticket_purchase', sent_at + to_days(4 + cast(r4 * 5 as integer)),
+        case when sportiness > 0.7 then 'sport' when r4 < 0.5 then 'concert' else 'theater' end,
+        'EV-' || month_index, null, cast(10 + 50 * r4 as decimal(12, 2)), null
+    from months where (active and r4 < 0.5) or r4 < 0.003
+    union all
+    select profile_id, 'screen', sent_at + to_days(cast(r1 * 20 as integer)), null, null, null,
+        null, 'Home'
+    from months where engagement > 0.8 and r1 < 0.5
+    union all
+    select profile_id, 'registration', sent_at + to_days(10), 'sportkamp', null, null,
+        cast(85 as decimal(12, 2)), 'Sportkamp'
+    from months where month_index = 6 and sportiness > 0.9
+);
+
+create table marts.interactions as
+select 'i' || cast(row_number() over () as varchar) as interaction_id, interactions_raw.*,
+    'ticketing' as source, 'paid' as status, null as order_id, null as contact_profile_id,
+    1 as quantity, null as url
+from interactions_raw;
+drop table interactions_raw;
+
+create table marts.consent_state as
+select profile_id, purpose,
+    case when purpose = 'profiling' and random() < 0.03 then 'withdrawn'
+        when purpose = 'email_marketing' and random() < 0.5 then 'granted'
+        else 'unknown' end as status,
+    null::timestamp as updated_at, null as source, null as subject
+from marts.profiles
+cross join (values ('email_marketing'), ('push_marketing'), ('ad_targeting'), ('profiling'))
+    as purposes(purpose);
+
+create table staging.stg_ticketing__orders (source varchar, order_id varchar, venue varchar);
+create table staging.stg_registrations__registrations (
+    source varchar, registration_id varchar, activity_type varchar, status varchar,
+    registered_at timestamp
+);
+create table intermediate.int_identity__records (
+    source varchar, record_key varchar, role varchar, is_child_record boolean
+);
+create table marts.profile_records (
+    record_id varchar, source varchar, record_key varchar, role varchar, profile_id varchar
+);
+drop table months;
+drop table latent;
+"""
+
+
+def _peak_mb() -> tuple[float, float]:
+    """Peak resident memory so far of this process and of its largest child (dbt), in MB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return own, children
+
+
+def _step(
+    name: str, timings: list[tuple[str, float, float, float]], run: Callable[[], None]
+) -> None:
+    start = time.perf_counter()
+    run()
+    elapsed = time.perf_counter() - start
+    own, children = _peak_mb()
+    timings.append((name, elapsed, own, children))
+    logger.info("%-28s %7.1f s  peak %6.0f MB (python) %6.0f MB (dbt)", name, elapsed, own,
+                children)  # fmt: skip
+
+
+def _dbt(work: Path, *select: str) -> None:
+    subprocess.run(
+        [str(DBT), "run", "--select", *select,
+         "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+         "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
+         "--vars", f'{{as_of_date: "{AS_OF}"}}', "--quiet"],
+        check=True,
+    )  # fmt: skip
+
+
+def scale(profiles: int) -> None:
+    """Time traits, ML assets and segments on a synthetic warehouse of ``profiles``."""
+    work = Path(tempfile.mkdtemp(prefix="cdp_segments_bench_"))
+    warehouse = work / "cdp.duckdb"
+    os.environ.update({
+        "CDP_WAREHOUSE": str(warehouse), "CDP_AS_OF_DATE": AS_OF,
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    })  # fmt: skip
+    timings: list[tuple[str, float, float, float]] = []
+
+    def synthesise() -> None:
+        with duckdb.connect(str(warehouse)) as con:
+            for statement in _SYNTHETIC_SQL.split(";"):
+                if statement.strip():
+                    con.execute(statement.replace("$n", str(int(profiles))))
+            (rows,) = con.execute("select count(*) from marts.interactions").fetchone()
+        logger.info("synthetic warehouse: %d profiles, %d interactions", profiles, rows)
+
+    def ml_assets() -> None:
+        result = dg.materialize(
+            [auto_segments, propensity_scores],
+            resources={"warehouse": WarehouseResource(database=str(warehouse))},
+        )
+        for node in ("ml__auto_segments", "ml__propensity_scores"):
+            (event,) = result.asset_materializations_for_node(node)
+            for key, value in event.metadata.items():
+                if "plot" not in key and "card" not in key:
+                    logger.info("  %s %s: %s", node, key, str(value.value)[:400])
+
+    _step("synthesise warehouse", timings, synthesise)
+    _step("dbt profile_traits", timings, lambda: _dbt(work, "profile_traits"))
+    _step("auto segments + propensity", timings, ml_assets)
+    _step("dbt segments + members", timings,
+          lambda: _dbt(work, "path:models/segments", "segment_members"))  # fmt: skip
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        sizes = con.execute(
+            "select segment, count(*) from marts.segment_members group by segment order by 1"
+        ).fetchall()
+    logger.info("segment sizes: %s", sizes)
+    logger.info("| step | seconds | peak MB python | peak MB dbt |")
+    logger.info("| --- | --- | --- | --- |")
+    for name, elapsed, own, children in timings:
+        logger.info("| %s | %.1f | %.0f | %.0f |", name, elapsed, own, children)
+    logger.info("work folder (delete by hand): %s", work)
+
+
+def quality(warehouse: Path, as_of: date) -> None:
+    """AUC, lift and Brier of each model on an existing warehouse (read only)."""
+    logger.info("| model | AUC | AUC recency rule | top-decile lift | lift recency rule | Brier |"
+                " test rows | positive rate |")  # fmt: skip
+    logger.info("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        for model in PROPENSITY_MODELS:
+            try:
+                e = train_and_score(con, model, as_of).evaluation
+            except NotEnoughData as error:
+                logger.info("| %s | not trained: %s |", model, error)
+                continue
+            logger.info(
+                "| %s | %.3f | %.3f | %.2f | %.2f | %.4f | %d | %.3f |", model, e.auc,
+                e.auc_recency_rule, e.top_decile_lift, e.top_decile_lift_recency_rule, e.brier,
+                e.n_test, e.test_positive_rate,
+            )  # fmt: skip
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    scale_parser = commands.add_parser("scale")
+    scale_parser.add_argument("--profiles", type=int, default=1_000_000)
+    quality_parser = commands.add_parser("quality")
+    quality_parser.add_argument("--warehouse", type=Path, required=True)
+    quality_parser.add_argument("--as-of", type=date.fromisoformat, default=date(2025, 12, 1))
+    args = parser.parse_args()
+    if args.command == "scale":
+        scale(args.profiles)
+    else:
+        quality(args.warehouse, args.as_of)
+
+
+if __name__ == "__main__":
+    main()
