@@ -4,6 +4,7 @@ Each test materializes the ingest assets in-process against a fresh warehouse an
 landing folder, fed with the hand-written files of tests/data/deliveries/.
 """
 
+import os
 import shutil
 from datetime import date, datetime
 from decimal import Decimal
@@ -124,10 +125,14 @@ def test_every_source_loads_its_sample_with_contract_types(platform: Platform) -
             "where table_schema = 'raw' and table_name = ? order by ordinal_position",
             [kind.table],
         )
-        expected = [(n, t.upper()) for n, t in LINEAGE_COLUMNS] + [
-            (f.name, f.type.value.upper().replace("DECIMAL(12,2)", "DECIMAL(12,2)"))
-            for f in kind.fields
-        ]
+        expected = (
+            [(n, t.upper()) for n, t in LINEAGE_COLUMNS]
+            + [
+                (f.name, f.type.value.upper().replace("DECIMAL(12,2)", "DECIMAL(12,2)"))
+                for f in kind.fields
+            ]
+            + [("_extra", "JSON")]
+        )
         assert cols == expected, kind.table
 
     for source in SOURCE_NAMES:
@@ -340,7 +345,15 @@ def test_web_events_invalid_lines_and_cross_file_duplicates(platform: Platform) 
         "files_reconcile": True,
         "quarantine_rate_below_threshold": False,
         "no_rejected_files": True,
+        "quality_errors": True,
+        "quality_warnings": True,
+        # sentAt is not mapped: kept in _extra and raised as drift.
+        "schema_drift": False,
     }
+    assert platform.query(
+        "select _extra->>'$.sentAt' from raw.web_events where _file like '%2025-11-30%' "
+        "and _extra is not null"
+    ) == [("2025-11-30T11:00:01+01:00",)]
 
 
 # ------------------------------------------------------------ idempotence, replace
@@ -357,15 +370,26 @@ def test_reingesting_the_same_delivery_changes_no_table(platform: Platform) -> N
     result = platform.run()
 
     assert platform.snapshot(data_tables) == before
-    # raw._files is the load log: the earlier rows are untouched and the re-run only
-    # appends one skipped_duplicate entry per file, with zero rows.
+    # Unchanged files (same size and mtime) are not even read, and the load log does not
+    # grow by one row per old file and night.
+    assert platform.snapshot(["_files"])["_files"] == files_before
+    assert metadata(result, "ticketing")["files_unchanged"] == 2
+    assert metadata(result, "ticketing")["rows_loaded"] == 0
+
+    # A file touched but not changed is hashed and logged as a skipped re-send, zero rows.
+    touched = platform.landing / "ticketing" / "ticketing_bad_rows.csv"
+    os.utime(touched, (touched.stat().st_atime, touched.stat().st_mtime + 60))
+    result = platform.run(only=["ticketing"])
+    assert platform.snapshot(data_tables) == before
     files_after = platform.snapshot(["_files"])["_files"]
     assert [r for r in files_after if r[7] != "skipped_duplicate"] == files_before
     skipped = [r for r in files_after if r[7] == "skipped_duplicate"]
-    assert len(skipped) == len(files_before)
-    assert all(r[4:7] == (0, 0, 0) for r in skipped)
-    assert metadata(result, "ticketing")["files_skipped"] == 2
-    assert metadata(result, "ticketing")["rows_loaded"] == 0
+    assert [(r[1], r[4:7]) for r in skipped] == [("ticketing/ticketing_bad_rows.csv", (0, 0, 0))]
+    assert metadata(result, "ticketing")["files_skipped"] == 1
+    assert metadata(result, "ticketing")["files_unchanged"] == 1
+    # ... and the next night it is unchanged again.
+    platform.run(only=["ticketing"])
+    assert platform.snapshot(["_files"])["_files"] == files_after
 
 
 def test_corrected_file_under_the_same_name_replaces_its_rows(platform: Platform) -> None:
@@ -427,6 +451,9 @@ def test_malformed_rows_are_quarantined_with_line_and_reason(platform: Platform)
         "files_reconcile": True,
         "quarantine_rate_below_threshold": False,
         "no_rejected_files": True,
+        "quality_errors": True,
+        "quality_warnings": True,
+        "schema_drift": True,
     }
 
 
@@ -625,7 +652,12 @@ def test_definitions_one_asset_per_source_with_checks() -> None:
         "files_reconcile",
         "quarantine_rate_below_threshold",
         "no_rejected_files",
+        "quality_errors",
+        "quality_warnings",
+        "schema_drift",
     }
+    blocking = {c.name for c in graph.asset_check_keys if graph.get_check_spec(c).blocking}
+    assert blocking == {"files_reconcile", "quality_errors"}
 
 
 def test_bad_values_in_a_well_formed_file_take_the_fast_path(platform: Platform) -> None:

@@ -142,6 +142,13 @@ class SourceConfig(BaseModel):
                 )
             if self.format == "jsonl" and not _JSON_PATH_RE.match(column):
                 raise ValueError(f"columns: JSON path {column!r} must look like key or key.sub")
+        if self.format == "jsonl":
+            # A path and a path below it (address, address.street) cannot both be read
+            # from one parse of the line.
+            for column in self.columns:
+                for other in self.columns:
+                    if other.startswith(column + "."):
+                        raise ValueError(f"columns: {column!r} and {other!r} overlap; map one")
         mapped = set(self.columns.values())
         missing = [f for f in kind.required_fields if f not in mapped]
         if missing:

@@ -1,17 +1,41 @@
 """Dagster assets of the ingest stage: one asset per configured source, key raw/<source>.
 
 Each asset loads the landed files of its source into the raw table of its kind
-and ships two checks in the same result: every file reconciles (ERROR) and the
-share of quarantined rows stays below a threshold (WARN).
+and ships its checks in the same result: every file reconciles (ERROR, blocking), the
+source's Great Expectations suite passes its error rules (ERROR, blocking) and its
+warning rules (WARN), the share of quarantined rows stays below a threshold (WARN), no
+file was rejected (WARN) and the delivered columns match the mapping (WARN).
+
+Blocking: Dagster 1.13 fails the asset's step after it has yielded a failed ERROR check
+with ``blocking=True`` (execute_step.py raises DagsterAssetCheckFailedError once the
+step's events are out), so the materialization and all check results are recorded and
+every asset downstream of that source in the same run is skipped, the dbt steps and
+through them the exports included. Other sources' steps still run.
+
+Web events are not a daily-partitioned asset: an asset job takes one partitions
+definition, and with web_events partitioned the unpartitioned nightly job would become a
+partitioned job whose scheduled runs carry no partition (checked on 1.13.27: it resolves
+to the daily definition and runs web_events with no partition key). Re-processing a
+range of days is run config instead (``reprocess_from_day`` / ``reprocess_to_day``,
+Launchpad of raw/web_events: "Materialize" with config).
 """
 
-from datetime import UTC, datetime
+import re
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
 from cdp_pipeline.ingest.config import SourceConfig, load_sources_config, sources_by_kind
-from cdp_pipeline.ingest.loader import SourceResult, ingest_source
+from cdp_pipeline.ingest.loader import (
+    FileResult,
+    SourceResult,
+    files_with_quarantine,
+    ingest_source,
+)
+from cdp_pipeline.ingest.quality import load_suite, outcomes_markdown, run_quality
 from cdp_pipeline.resources import LandingResource, WarehouseResource
 
 __all__ = [
@@ -30,6 +54,45 @@ QUARANTINE_RATE_THRESHOLD = 0.01
 CHECK_RECONCILES = "files_reconcile"
 CHECK_QUARANTINE_RATE = "quarantine_rate_below_threshold"
 CHECK_NO_REJECTED = "no_rejected_files"
+CHECK_QUALITY_ERRORS = "quality_errors"
+CHECK_QUALITY_WARNINGS = "quality_warnings"
+CHECK_SCHEMA_DRIFT = "schema_drift"
+
+_DAY_RE = re.compile(r"(\d{4}-\d{2}-\d{2})")
+
+
+class IngestConfig(dg.Config):
+    """Optional re-processing of files that are already loaded (defaults: nightly run)."""
+
+    reprocess_quarantine: bool = Field(
+        default=False,
+        description="Reload the files that have rows in raw._quarantine, with the current "
+        "config; rows that now convert leave the quarantine.",
+    )
+    reprocess_from_day: str = Field(
+        default="",
+        description="First day (yyyy-mm-dd) of a range of daily files to reload, e.g. "
+        "web_events/2025-11-29.jsonl; the day is taken from the file name.",
+    )
+    reprocess_to_day: str = Field(default="", description="Last day (inclusive) of the range.")
+
+
+def _force_predicate(config: IngestConfig, quarantined: set[str]) -> Callable[[str], bool] | None:
+    """file -> reload it although unchanged; None when nothing is to be re-processed."""
+    start = date.fromisoformat(config.reprocess_from_day) if config.reprocess_from_day else None
+    end = date.fromisoformat(config.reprocess_to_day) if config.reprocess_to_day else start
+    if start and end and end < start:
+        raise dg.Failure(f"reprocess_to_day {end} is before reprocess_from_day {start}")
+    if not start and not config.reprocess_quarantine:
+        return None
+
+    def force(rel: str) -> bool:
+        if config.reprocess_quarantine and rel in quarantined:
+            return True
+        m = _DAY_RE.search(Path(rel).name)
+        return bool(start and end and m and start <= date.fromisoformat(m.group(1)) <= end)
+
+    return force
 
 
 def _reconcile(con, source: SourceConfig, result: SourceResult) -> list[str]:
@@ -57,6 +120,16 @@ def _reconcile(con, source: SourceConfig, result: SourceResult) -> list[str]:
     return problems
 
 
+def _drift_line(f: FileResult) -> str:
+    """One markdown bullet naming a file's missing and unknown columns."""
+    parts = []
+    if f.missing_columns:
+        parts.append(f"missing (loaded as null): {', '.join(f.missing_columns)}")
+    if f.extra_columns:
+        parts.append(f"new (kept in _extra): {', '.join(f.extra_columns)}")
+    return f"- {f.file}: {'; '.join(parts)}"
+
+
 def _build_asset(source: SourceConfig) -> dg.AssetsDefinition:
     key = dg.AssetKey(["raw", source.name])
     kind = source.kind_def
@@ -81,6 +154,27 @@ def _build_asset(source: SourceConfig) -> dg.AssetsDefinition:
                 asset=key,
                 description="Every file: rows_read = rows_loaded + rows_quarantined, and the "
                 "raw and quarantine tables hold exactly those rows.",
+                blocking=True,
+            ),
+            dg.AssetCheckSpec(
+                CHECK_QUALITY_ERRORS,
+                asset=key,
+                description="The error rules of the source's Great Expectations suite "
+                f"(config/expectations/{source.name}.yml) hold on the rows loaded this run; "
+                "a failure blocks everything downstream.",
+                blocking=True,
+            ),
+            dg.AssetCheckSpec(
+                CHECK_QUALITY_WARNINGS,
+                asset=key,
+                description="The warning rules of the source's suite (formats, accepted "
+                "values, volume against the previous delivery) hold on this run's rows.",
+            ),
+            dg.AssetCheckSpec(
+                CHECK_SCHEMA_DRIFT,
+                asset=key,
+                description="Every file loaded this run has exactly the mapped columns: "
+                "missing ones load as null, unknown ones are kept in _extra.",
             ),
             dg.AssetCheckSpec(
                 CHECK_QUARANTINE_RATE,
@@ -97,14 +191,22 @@ def _build_asset(source: SourceConfig) -> dg.AssetsDefinition:
     )
     def _ingest(
         context: dg.AssetExecutionContext,
+        config: IngestConfig,
         warehouse: WarehouseResource,
         landing: LandingResource,
     ) -> dg.MaterializeResult:
         landing_dir = Path(landing.path)
-        loaded_at = datetime.now(UTC)
+        # Naive UTC: the value the loader writes to _loaded_at, which selects this run's rows.
+        loaded_at = datetime.now(UTC).replace(tzinfo=None)
+        suite = load_suite(source)
         with warehouse.connect() as con:
-            result = ingest_source(con, source, landing_dir, context.log, loaded_at)
+            quarantined = (
+                files_with_quarantine(con, source.name) if config.reprocess_quarantine else set()
+            )
+            force = _force_predicate(config, quarantined)
+            result = ingest_source(con, source, landing_dir, context.log, loaded_at, force)
             problems = _reconcile(con, source, result)
+            quality = run_quality(con, source, loaded_at, suite)
             row_count = con.execute(
                 f"select count(*) from {kind.qualified_table} where _source = ?", [source.name]
             ).fetchall()[0][0]
@@ -117,6 +219,27 @@ def _build_asset(source: SourceConfig) -> dg.AssetsDefinition:
         quarantined = result.total("rows_quarantined")
         rate = quarantined / rows_read if rows_read else 0.0
         rejected = [f for f in result.files if f.status == "rejected"]
+        if quality.seconds:
+            context.log.info(
+                f"{source.name}: quality rules on {quality.rows_validated} of "
+                f"{quality.rows_in_run} rows in {quality.seconds:.2f}s"
+            )
+        quality_meta = {
+            "rows_in_run": dg.MetadataValue.int(quality.rows_in_run),
+            "rows_validated": dg.MetadataValue.int(quality.rows_validated),
+            "sampled": dg.MetadataValue.bool(quality.sampled),
+            "seconds": dg.MetadataValue.float(round(quality.seconds, 3)),
+            "note": dg.MetadataValue.text(
+                quality.note
+                or (
+                    f"row rules on a repeatable reservoir sample of {quality.rows_validated} "
+                    f"of {quality.rows_in_run} rows; uniqueness and volume on all rows"
+                    if quality.sampled
+                    else "all rows of this run validated"
+                )
+            ),
+        }
+        drift = [_drift_line(f) for f in result.files if f.missing_columns or f.extra_columns]
         checks = [
             dg.AssetCheckResult(
                 check_name=CHECK_RECONCILES,
@@ -134,6 +257,32 @@ def _build_asset(source: SourceConfig) -> dg.AssetsDefinition:
                 },
             ),
             dg.AssetCheckResult(
+                check_name=CHECK_QUALITY_ERRORS,
+                passed=not quality.failed("error"),
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={
+                    **quality_meta,
+                    "failed": dg.MetadataValue.int(len(quality.failed("error"))),
+                    "rules": dg.MetadataValue.md(outcomes_markdown(quality.of("error"))),
+                },
+            ),
+            dg.AssetCheckResult(
+                check_name=CHECK_QUALITY_WARNINGS,
+                passed=not quality.failed("warning"),
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    **quality_meta,
+                    "failed": dg.MetadataValue.int(len(quality.failed("warning"))),
+                    "rules": dg.MetadataValue.md(outcomes_markdown(quality.of("warning"))),
+                },
+            ),
+            dg.AssetCheckResult(
+                check_name=CHECK_SCHEMA_DRIFT,
+                passed=not drift,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"drift": dg.MetadataValue.md("\n".join(drift) or "none")},
+            ),
+            dg.AssetCheckResult(
                 check_name=CHECK_NO_REJECTED,
                 passed=not rejected,
                 severity=dg.AssetCheckSeverity.WARN,
@@ -148,10 +297,12 @@ def _build_asset(source: SourceConfig) -> dg.AssetsDefinition:
             f"| {f.file} | {f.status} | {f.rows_read} | {f.rows_loaded} | "
             f"{f.rows_quarantined} | {f.duplicates} |"
             for f in result.files
+            if f.status != "unchanged"
         )
         return dg.MaterializeResult(
             metadata={
                 "files_seen": dg.MetadataValue.int(len(result.files)),
+                "files_unchanged": dg.MetadataValue.int(result.count("unchanged")),
                 "files_loaded": dg.MetadataValue.int(result.count("loaded")),
                 "files_skipped": dg.MetadataValue.int(result.count("skipped_duplicate")),
                 "files_replaced": dg.MetadataValue.int(result.count("replaced")),
@@ -165,7 +316,7 @@ def _build_asset(source: SourceConfig) -> dg.AssetsDefinition:
                     "| file | status | read | loaded | quarantined | duplicates |\n"
                     "| --- | --- | --- | --- | --- | --- |\n" + files_table
                     if files_table
-                    else "no files landed"
+                    else "no new or changed files"
                 ),
                 "dagster/row_count": dg.MetadataValue.int(row_count),
             },

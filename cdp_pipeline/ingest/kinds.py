@@ -46,6 +46,11 @@ class Kind:
         return f'raw."{self.table}"'
 
     @property
+    def column_names(self) -> list[str]:
+        """Every column of the raw table, in insert order: lineage, fields, ``_extra``."""
+        return [n for n, _ in LINEAGE_COLUMNS] + self.field_names + [EXTRA_COLUMN]
+
+    @property
     def field_names(self) -> list[str]:
         return [f.name for f in self.fields]
 
@@ -199,6 +204,9 @@ KINDS: dict[str, Kind] = {
                 _f("traits", J),
                 _f("occurred_at", TS, required=True),
                 _f("event_date", D),
+                # When the platform received the event (Segment receivedAt): tells a late
+                # event from a wrong phone clock. Last, so older tables gain it by ALTER.
+                _f("received_at", TS),
             ),
             # The Brussels calendar day of occurred_at, computed at load.
             derived=frozenset({"event_date"}),
@@ -244,11 +252,25 @@ KINDS: dict[str, Kind] = {
 }
 
 
+# Columns a source delivers that its mapping does not know are kept, not dropped: they
+# land as one JSON object per record in this last column (null when there are none).
+EXTRA_COLUMN = "_extra"
+
+
 def kind_table_ddl(kind: Kind) -> str:
-    """CREATE TABLE statement for the raw table of ``kind`` (lineage columns first)."""
+    """CREATE TABLE statement for the raw table of ``kind`` (lineage first, ``_extra`` last)."""
     columns = [f'"{name}" {type_}' for name, type_ in LINEAGE_COLUMNS]
     columns += [f'"{f.name}" {f.type.value}' for f in kind.fields]
+    columns.append(f'"{EXTRA_COLUMN}" json')
     return f"create table if not exists {kind.qualified_table} ({', '.join(columns)})"
+
+
+# Tables created before a column was added get it on the next load (DuckDB keeps data).
+KIND_TABLE_MIGRATIONS = (
+    f'alter table {{table}} add column if not exists "{EXTRA_COLUMN}" json',
+    # web_event.received_at; the statement is skipped for the other kinds.
+    'alter table {table} add column if not exists "received_at" timestamp',
+)
 
 
 FILES_DDL = """
@@ -262,9 +284,13 @@ create table if not exists raw._files (
     rows_quarantined bigint,
     status varchar,
     message varchar,
-    loaded_at timestamp
+    loaded_at timestamp,
+    file_mtime timestamp
 )
 """
+
+# file_mtime lets a nightly run skip unchanged files by (size, mtime) without reading them.
+FILES_MIGRATIONS = ("alter table raw._files add column if not exists file_mtime timestamp",)
 
 QUARANTINE_DDL = """
 create table if not exists raw._quarantine (
