@@ -49,6 +49,8 @@ from cdp_pipeline.privacy.inventory import (
     identifier_columns,
     quote,
 )
+from cdp_pipeline.publish.lookup_store import lookup_store_of
+from cdp_pipeline.publish.snapshot import rebuild_lookup_store
 
 logger = logging.getLogger(__name__)
 
@@ -515,6 +517,7 @@ def purge_snapshots(directory: Path, matcher: Matcher) -> dict[str, int]:
             # A reader holds it: it is no longer current (the API reads CURRENT), so drop it.
             if (directory / "CURRENT").read_text(encoding="utf-8").strip() != path.name:
                 path.unlink(missing_ok=True)
+                lookup_store_of(path).unlink(missing_ok=True)
                 deleted["snapshot files deleted"] = deleted.get("snapshot files deleted", 0) + 1
             continue
         try:
@@ -528,6 +531,10 @@ def purge_snapshots(directory: Path, matcher: Matcher) -> dict[str, int]:
             con.execute("checkpoint")
         finally:
             con.close()
+        # The API's look-up store is immutable: built again from the cleaned snapshot.
+        if lookup_store_of(path).exists():
+            rebuild_lookup_store(path)
+            deleted["lookup stores rebuilt"] = deleted.get("lookup stores rebuilt", 0) + 1
     return deleted
 
 

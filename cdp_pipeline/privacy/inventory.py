@@ -92,6 +92,7 @@ IDENTIFIER_COLUMNS: dict[str, str] = {
     "email": "email",
     "email_normalised": "email",
     "contact_email": "email",
+    "covered_email": "email",
     "phone": "phone",
     "phone_e164": "phone",
     "contact_phone": "phone",

@@ -440,3 +440,41 @@ def _remove(path: Path) -> None:
             candidate.unlink()
         except FileNotFoundError:
             pass
+
+
+def rebuild_lookup_store(snapshot: Path) -> Path:
+    """Write the snapshot's look-up store again from the DuckDB snapshot, replacing the old one.
+
+    The store is opened immutable by the API, so it is never edited in place: after an
+    erasure cleaned the DuckDB snapshot, a new store is built beside the old one and renamed
+    over it. Readers that hold the old file keep reading it until they reopen.
+    """
+    store = lookup_store_of(snapshot)
+    partial = store.with_name(store.name + ".partial")
+    partial.unlink(missing_ok=True)
+    con = duckdb.connect()
+    try:
+        # ATTACH takes no bound parameters; the path is ours, quotes are doubled all the same.
+        quoted = str(snapshot).replace("'", "''")
+        con.execute(f"attach '{quoted}' as serving_snapshot (read_only)")
+        traits_present, scores_present = con.execute(
+            "select traits_present, scores_present from serving_snapshot.snapshot_info"
+        ).fetchone()
+        build_lookup_store(
+            con,
+            partial,
+            catalog="serving_snapshot",
+            name=publication_name(snapshot.name),
+            traits_present=bool(traits_present),
+            scores_present=bool(scores_present),
+        )
+        con.execute("detach serving_snapshot")
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
+        con.close()
+    _fsync(partial)
+    os.replace(partial, store)
+    _fsync_directory(store.parent)
+    return store

@@ -1,12 +1,14 @@
 -- Every consent signal resolved to the profile(s) it concerns, one row per signal and
--- profile:
+-- profile, with the e-mail address the signal covers (covered_email: what an
+-- email_marketing grant may authorise, see consent_state):
 --   * preference centre events: subject a_profiel -> every profile holding a record with
 --     that A-profiel id; subject email -> every profile holding that e-mail; subject
---     device -> the profile of the device record;
+--     device -> the profile of the device record; covered_email is the subject's address
+--     for an e-mail subject and the account's own e-mail for an A-profiel subject;
 --   * newsletter STATUS -> email_marketing: subscribed = granted (at opt-in),
 --     unsubscribed / cleaned = withdrawn (at unsubscribe, else opt-in); pending is not a
---     decision and yields no signal;
---   * app push_opt_in -> push_marketing, as last reported by the device.
+--     decision and yields no signal; covered_email is the subscribed address;
+--   * app push_opt_in -> push_marketing, as last reported by the device (no e-mail).
 with
 
 consent_events as (
@@ -65,6 +67,19 @@ subject_profiles as (
 
 ),
 
+-- The account holder's own address: what an A-profiel-subject grant covers.
+account_emails as (
+
+    select distinct
+        a_profiel_id,
+        email
+    from record_attributes
+    where role = 'account'
+        and a_profiel_id is not null
+        and email is not null
+
+),
+
 preference_centre_signals as (
 
     select
@@ -74,11 +89,18 @@ preference_centre_signals as (
         consent_events.occurred_at,
         consent_events.source,
         {{ dbt.concat(["consent_events.subject_type", "':'", "consent_events.subject_id"]) }}
-            as subject
+            as subject,
+        case
+            when consent_events.subject_type = 'email' then consent_events.subject_id
+            when consent_events.subject_type = 'a_profiel' then account_emails.email
+        end as covered_email
     from consent_events
     inner join subject_profiles
         on consent_events.subject_type = subject_profiles.subject_type
         and consent_events.subject_id = subject_profiles.subject_id
+    left join account_emails
+        on consent_events.subject_type = 'a_profiel'
+        and consent_events.subject_id = account_emails.a_profiel_id
     where consent_events.consent_status in ('granted', 'withdrawn')
 
 ),
@@ -98,7 +120,8 @@ newsletter_signals as (
             else newsletter_contacts.unsubscribed_or_loaded_at
         end as occurred_at,
         newsletter_contacts.source,
-        {{ dbt.concat(["'newsletter:'", "newsletter_contacts.contact_key"]) }} as subject
+        {{ dbt.concat(["'newsletter:'", "newsletter_contacts.contact_key"]) }} as subject,
+        newsletter_contacts.email_normalised as covered_email
     from newsletter_contacts
     inner join record_attributes
         on record_attributes.role = 'subscriber'
@@ -116,7 +139,8 @@ push_signals as (
         case when devices.push_opt_in then 'granted' else 'withdrawn' end as consent_status,
         coalesce(devices.last_seen_at, devices.first_seen_at, devices.loaded_at) as occurred_at,
         devices.source,
-        {{ dbt.concat(["'device:'", "devices.device_id"]) }} as subject
+        {{ dbt.concat(["'device:'", "devices.device_id"]) }} as subject,
+        cast(null as {{ dbt.type_string() }}) as covered_email
     from devices
     inner join record_attributes
         on record_attributes.role = 'device'

@@ -5,6 +5,11 @@
 -- at the same timestamp a withdrawal wins. Hence a withdrawal on any merged identity
 -- beats every grant that is older (or as old), whichever identity the grant was given on;
 -- only a grant given after the withdrawal re-opens the purpose.
+-- A grant for one e-mail address does not authorise another: an email_marketing grant
+-- counts only when its covered_email (the e-mail subject's or newsletter's address, the
+-- A-profiel account's own address) is the profile's golden e-mail (profiles.email), so
+-- status granted means the profile may be e-mailed at profiles.email. Withdrawals count
+-- whatever address they were given for (the rule never widens use).
 with
 
 profiles as (
@@ -32,20 +37,32 @@ purposes as (
 
 ),
 
+authorising_signals as (
+
+    select signals.*
+    from signals
+    inner join profiles
+        on signals.profile_id = profiles.profile_id
+    where coalesce(signals.purpose, '') <> 'email_marketing'
+        or signals.consent_status = 'withdrawn'
+        or signals.covered_email = profiles.email
+
+),
+
 ranked_signals as (
 
     select
-        signals.*,
+        authorising_signals.*,
         row_number() over (
-            partition by signals.profile_id, signals.purpose
+            partition by authorising_signals.profile_id, authorising_signals.purpose
             order by
-                case when signals.occurred_at is null then 1 else 0 end,
-                signals.occurred_at desc,
-                case when signals.consent_status = 'withdrawn' then 0 else 1 end,
-                signals.source asc,
-                signals.subject asc
+                case when authorising_signals.occurred_at is null then 1 else 0 end,
+                authorising_signals.occurred_at desc,
+                case when authorising_signals.consent_status = 'withdrawn' then 0 else 1 end,
+                authorising_signals.source asc,
+                authorising_signals.subject asc
         ) as signal_rank
-    from signals
+    from authorising_signals
 
 ),
 
