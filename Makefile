@@ -15,7 +15,7 @@ export CDP_AS_OF_DATE ?= 2025-12-01
 # Write key of the local event endpoint; set your own in .env for anything but a laptop.
 export CDP_WRITE_KEYS ?= wk-dev-local
 
-.PHONY: install demo test dev lint bench clean
+.PHONY: install demo test dev lint bench clean chromium
 
 # uv installs the committed lock in seconds; pip's resolver backtracks for minutes here.
 # Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE set (as on this machine) every
@@ -33,17 +33,24 @@ demo: install
 	$(BIN)/cdp sample-data --out $(CDP_LANDING_DIR) --people $(DEMO_PEOPLE) --seed $(DEMO_SEED)
 	$(BIN)/cdp run
 
-test: install
+# Chromium for the browser tests (tests/test_ui_browser.py skips without it): Debian's
+# package, installed when missing and root; Playwright cannot download its own browsers here.
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && apt-get install -y -qq chromium; fi
+
+test: install chromium
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
-# The Dagster UI and daemon in the foreground; the event endpoint (:8088) and the profile API
-# (:8000) beside them, stopped with it.
+# The Dagster UI and daemon in the foreground; the event endpoint (:8088), the profile API
+# (:8000) and the marketer UI (:8080) beside them, stopped with it.
 dev: install
 	mkdir -p $(DAGSTER_HOME)
 	test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/cdp collect --port 8088 & collect=$$!; \
 	$(BIN)/cdp api --port 8000 --workers 2 & api=$$!; \
-	trap "kill $$collect $$api" EXIT; \
+	$(BIN)/cdp ui --port 8080 & ui=$$!; \
+	trap "kill $$collect $$api $$ui" EXIT; \
 	$(BIN)/dagster dev -w workspace.yaml -p 3000
 
 lint: install

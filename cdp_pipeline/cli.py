@@ -10,12 +10,14 @@ import typer
 
 from cdp_pipeline.api.cli import api_app
 from cdp_pipeline.settings import get_settings
+from cdp_pipeline.ui.cli import ui_app
 
 # Lines of the captured dbt output shown when a quiet night fails.
 _FAILURE_TAIL_LINES = 80
 
 app = typer.Typer(help="An open-source Customer Data Platform.", no_args_is_help=True)
 app.add_typer(api_app, name="api")
+app.add_typer(ui_app, name="ui")
 segments_app = typer.Typer(help="Marketer segments (YAML) compiled into dbt models.")
 app.add_typer(segments_app, name="segments")
 
