@@ -39,8 +39,11 @@ chromium:
 	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && apt-get install -y -qq chromium; fi
 
+# The tests set every setting they need themselves; the demo's exports above are cleared so
+# that a test never falls back on the demo's folders or its pinned date.
 test: install chromium
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	env -u CDP_LANDING_DIR -u CDP_WAREHOUSE -u DAGSTER_HOME -u CDP_AS_OF_DATE -u CDP_WRITE_KEYS \
+		$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The Dagster UI and daemon in the foreground; the event endpoint (:8088), the profile API
 # (:8000) and the marketer UI (:8080) beside them, stopped with it.
