@@ -82,7 +82,7 @@ def build_destination_asset(destination: Destination) -> dg.AssetsDefinition:
             metadata={
                 **sync_metadata(result),
                 SEGMENT_FINGERPRINT_METADATA_KEY: dg.MetadataValue.text(
-                    _segment_fingerprints_now(context).get(destination.segment, "")
+                    _segment_fingerprints(context.instance).get(destination.segment, "")
                 ),
             }
         )
@@ -130,10 +130,6 @@ def _latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str
 def _segment_fingerprints(instance: dg.DagsterInstance) -> dict[str, str]:
     fingerprints = _latest_metadata(instance, SEGMENT_SUMMARY_KEY).get(FINGERPRINTS_METADATA_KEY)
     return dict(fingerprints) if isinstance(fingerprints, dict) else {}
-
-
-def _segment_fingerprints_now(context: dg.AssetExecutionContext) -> dict[str, str]:
-    return _segment_fingerprints(context.instance)
 
 
 def destinations_to_sync(
