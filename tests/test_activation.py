@@ -13,7 +13,7 @@ from cdp_pipeline.activation.config import (
     load_destinations,
 )
 from cdp_pipeline.activation.definitions import build_activation_defs, destination_key
-from cdp_pipeline.activation.sync import sync_file_destination
+from cdp_pipeline.activation.sync import sync_destination
 from cdp_pipeline.resources import WarehouseResource
 from cdp_pipeline.segments.definitions import segment_summary
 
@@ -81,7 +81,7 @@ def test_file_destination_sends_consented_members_with_identifier(tmp_path: Path
     warehouse = tmp_path / "cdp.duckdb"
     _make_warehouse(warehouse)
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        result = sync_file_destination(con, DESTINATION, tmp_path / "state", tmp_path / "out")
+        result = sync_destination(con, DESTINATION, tmp_path / "state", tmp_path / "out")
 
     # Bob withdrew, Cas has no e-mail address, Dirk left the segment: only Ann goes out.
     assert result.segment_members == 3
@@ -99,8 +99,8 @@ def test_file_destination_sends_only_changes(tmp_path: Path) -> None:
     _make_warehouse(warehouse)
     state, out = tmp_path / "state", tmp_path / "out"
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        sync_file_destination(con, DESTINATION, state, out)
-        unchanged = sync_file_destination(con, DESTINATION, state, out)
+        sync_destination(con, DESTINATION, state, out)
+        unchanged = sync_destination(con, DESTINATION, state, out)
     assert not unchanged.changed
     assert unchanged.export_file is None
     assert len(list((out / DESTINATION.name).glob("*.csv"))) == 1
@@ -109,7 +109,7 @@ def test_file_destination_sends_only_changes(tmp_path: Path) -> None:
         con.execute("update marts.consent_state set status = 'granted' where profile_id = 'p-bob'")
         con.execute("update marts.profiles set first_name = 'Anna' where profile_id = 'p-ann'")
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        changed = sync_file_destination(con, DESTINATION, state, out)
+        changed = sync_destination(con, DESTINATION, state, out)
     assert (changed.added, changed.updated, changed.removed) == (1, 1, 0)
 
     with duckdb.connect(str(warehouse)) as con:
@@ -117,7 +117,7 @@ def test_file_destination_sends_only_changes(tmp_path: Path) -> None:
             "update marts.segment_members set exited_at = '2025-12-01' where profile_id = 'p-ann'"
         )
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        exited = sync_file_destination(con, DESTINATION, state, out)
+        exited = sync_destination(con, DESTINATION, state, out)
     assert (exited.audience, exited.added, exited.updated, exited.removed) == (1, 0, 0, 1)
     removed_files = sorted((out / DESTINATION.name).glob("*-removed.csv"))
     assert [row["profile_id"] for row in _read_export(str(removed_files[-1]))] == ["p-ann"]
@@ -127,7 +127,7 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     warehouse = tmp_path / "cdp.duckdb"
     _make_warehouse(warehouse)
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        result = sync_file_destination(
+        result = sync_destination(
             con, DESTINATION, tmp_path / "state", tmp_path / "out", dry_run=True
         )
     assert result.added == 1

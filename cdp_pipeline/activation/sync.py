@@ -631,17 +631,6 @@ def sync_destination(
     )
 
 
-def sync_file_destination(
-    con: duckdb.DuckDBPyConnection,
-    destination: FileDestination,
-    state_root: Path,
-    exports_root: Path,
-    dry_run: bool = False,
-) -> SyncResult:
-    """Sync a file destination (kept for callers of the first version)."""
-    return sync_destination(con, destination, state_root, exports_root, dry_run=dry_run)
-
-
 def plan_report(
     con: duckdb.DuckDBPyConnection,
     destination: Destination,
