@@ -7,6 +7,7 @@ from functools import cache
 from pathlib import Path
 
 from dagster_dbt import DbtProject
+from filelock import FileLock
 
 from cdp_pipeline.segments.compiler import compile_segments
 from cdp_pipeline.settings import DBT_PROJECT_DIR, get_settings
@@ -38,6 +39,16 @@ def _newest_input_mtime(project_dir: Path) -> float:
     return newest
 
 
+def _parse(target_path: Path) -> None:
+    # dbt parse resolves the profile, which reads CDP_WAREHOUSE from the environment.
+    subprocess.run(
+        [dbt_executable(), "parse", "--quiet", "--target-path", str(target_path)],
+        cwd=DBT_PROJECT_DIR,
+        env={**os.environ, **dbt_env(), "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR)},
+        check=True,
+    )
+
+
 @cache
 def dbt_project() -> DbtProject:
     """The dbt project, with a manifest that is parsed again only when a model changed.
@@ -45,17 +56,16 @@ def dbt_project() -> DbtProject:
     Parsing takes about 4 s here, so a code reload with unchanged models reuses the
     manifest instead of paying for it on every import.
     """
-    # Marketer segments (YAML) become dbt models first; only changed files are rewritten,
-    # so an unchanged definition leaves the manifest fresh.
-    compile_segments()
     project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
     manifest = project.manifest_path
-    if not manifest.exists() or manifest.stat().st_mtime < _newest_input_mtime(DBT_PROJECT_DIR):
-        # dbt parse resolves the profile, which reads CDP_WAREHOUSE from the environment.
-        subprocess.run(
-            [dbt_executable(), "parse", "--quiet", "--target-path", str(project.target_path)],
-            cwd=DBT_PROJECT_DIR,
-            env={**os.environ, **dbt_env(), "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR)},
-            check=True,
-        )
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    # Several processes import the definitions at once (test workers, the webserver and the
+    # daemon): one compiles and parses while the others wait, so nobody reads a half-written
+    # model or manifest.
+    with FileLock(str(manifest.parent / ".parse.lock")):
+        # Marketer segments (YAML) become dbt models first; only changed files are
+        # rewritten, so an unchanged definition leaves the manifest fresh.
+        compile_segments()
+        if not manifest.exists() or manifest.stat().st_mtime < _newest_input_mtime(DBT_PROJECT_DIR):
+            _parse(project.target_path)
     return project
