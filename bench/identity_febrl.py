@@ -35,15 +35,21 @@ def as_records(frame: pd.DataFrame, source: str) -> pd.DataFrame:
             "role": "person",
             "first_name": frame["given_name"],
             "last_name": frame["surname"],
-            "birth_date": pd.to_datetime(frame["date_of_birth"], format="%Y%m%d",
-                                         errors="coerce").dt.date,
-            "email": None, "phone": None,
+            "birth_date": pd.to_datetime(
+                frame["date_of_birth"], format="%Y%m%d", errors="coerce"
+            ).dt.date,
+            "email": None,
+            "phone": None,
             "street": frame["address_1"],
             "house_number": frame["street_number"],
             "postcode": frame["postcode"],
             "municipality": frame["suburb"],
-            "a_profiel_id": None, "device_id": None, "anonymous_id": None,
-            "is_child_record": False, "household_key": None, "observed_at": None,
+            "a_profiel_id": None,
+            "device_id": None,
+            "anonymous_id": None,
+            "is_child_record": False,
+            "household_key": None,
+            "observed_at": None,
             "soc_sec_id": frame["soc_sec_id"],
         }
     )
@@ -67,9 +73,18 @@ def run(
         started = time.perf_counter()
         config = load_config(HERE / "identity_febrl.yml")
         if not guards:
-            config = config.model_copy(update={"guards": config.guards.model_copy(
-                update={"different_birth_date": False, "different_first_name": False,
-                        "twins": False, "cluster_birth_dates": False})})
+            config = config.model_copy(
+                update={
+                    "guards": config.guards.model_copy(
+                        update={
+                            "different_birth_date": False,
+                            "different_first_name": False,
+                            "twins": False,
+                            "cluster_birth_dates": False,
+                        }
+                    )
+                }
+            )
         stats = resolve(con, f"febrl-{name}", config, retrain=retrain, state_dir=state / name)
         seconds = time.perf_counter() - started
         predicted = dict(
@@ -81,8 +96,17 @@ def run(
     logger.info(
         "%s (guards %s): %d records, %d profiles, model %s, %.1fs (%.1fs per 10k records), "
         "blocked %s, precision %.4f recall %.4f F1 %.4f",
-        name, "on" if guards else "off", stats.records, stats.profiles, stats.model, seconds,
-        seconds / stats.records * 10_000, stats.blocked_by_reason, precision, recall, f1,
+        name,
+        "on" if guards else "off",
+        stats.records,
+        stats.profiles,
+        stats.model,
+        seconds,
+        seconds / stats.records * 10_000,
+        stats.blocked_by_reason,
+        precision,
+        recall,
+        f1,
     )
 
 

@@ -21,16 +21,32 @@ from cdp_pipeline.identity.evaluation import pairwise_scores
 from cdp_pipeline.identity.resolve import resolve
 
 RECORD_COLUMNS = {
-    "record_id": "varchar", "source": "varchar", "record_key": "varchar", "role": "varchar",
-    "first_name": "varchar", "last_name": "varchar", "birth_date": "date", "email": "varchar",
-    "phone": "varchar", "street": "varchar", "house_number": "varchar", "postcode": "varchar",
-    "municipality": "varchar", "a_profiel_id": "varchar", "device_id": "varchar",
-    "anonymous_id": "varchar", "is_child_record": "boolean", "household_key": "varchar",
+    "record_id": "varchar",
+    "source": "varchar",
+    "record_key": "varchar",
+    "role": "varchar",
+    "first_name": "varchar",
+    "last_name": "varchar",
+    "birth_date": "date",
+    "email": "varchar",
+    "phone": "varchar",
+    "street": "varchar",
+    "house_number": "varchar",
+    "postcode": "varchar",
+    "municipality": "varchar",
+    "a_profiel_id": "varchar",
+    "device_id": "varchar",
+    "anonymous_id": "varchar",
+    "is_child_record": "boolean",
+    "household_key": "varchar",
     "observed_at": "timestamp",
 }
 ROLES = {
-    "aprofiel": "account", "ticketing": "buyer", "newsletter": "subscriber",
-    "app_devices": "device", "web_events": "visitor",
+    "aprofiel": "account",
+    "ticketing": "buyer",
+    "newsletter": "subscriber",
+    "app_devices": "device",
+    "web_events": "visitor",
 }
 
 
@@ -93,8 +109,14 @@ def warehouse(tmp_path: Path):
 
 @pytest.mark.parametrize(
     "raw",
-    ["0476 12 34 56", "+32476123456", "0032 476/12.34.56", "0032476123456", "+32 476 12 34 56",
-     "0476/123.456"],
+    [
+        "0476 12 34 56",
+        "+32476123456",
+        "0032 476/12.34.56",
+        "0032476123456",
+        "+32 476 12 34 56",
+        "0476/123.456",
+    ],
 )
 def test_phone_formats_give_one_e164(raw: str) -> None:
     assert normalise.phone(raw) == ("+32476123456", "mobile")
@@ -184,71 +206,248 @@ def quirk_records() -> list[dict]:
     street = {"street": "Lange Nieuwstraat", "municipality": "Antwerpen"}
     return [
         # Particles and diacritics: one person, three spellings, no shared e-mail or phone.
-        rec("aprofiel", "ap-000100", first_name="Hélène", last_name="Van den Broeck",
-            birth_date="1990-05-06", email="helene.vdb@gmail.com", street="Kerkstraat",
-            house_number="12 bus 3", postcode="2018"),
-        rec("registrations", "R-1", "contact", first_name="Helene", last_name="Vandenbroeck",
-            street="Kerkstraat", house_number="12/3", postcode="2018"),
-        rec("registrations", "R-2", "participant", first_name="helene",
-            last_name="van den broeck", birth_date="1990-06-05", street="Kerkstraat",
-            house_number="12b3", postcode="2018"),
+        rec(
+            "aprofiel",
+            "ap-000100",
+            first_name="Hélène",
+            last_name="Van den Broeck",
+            birth_date="1990-05-06",
+            email="helene.vdb@gmail.com",
+            street="Kerkstraat",
+            house_number="12 bus 3",
+            postcode="2018",
+        ),
+        rec(
+            "registrations",
+            "R-1",
+            "contact",
+            first_name="Helene",
+            last_name="Vandenbroeck",
+            street="Kerkstraat",
+            house_number="12/3",
+            postcode="2018",
+        ),
+        rec(
+            "registrations",
+            "R-2",
+            "participant",
+            first_name="helene",
+            last_name="van den broeck",
+            birth_date="1990-06-05",
+            street="Kerkstraat",
+            house_number="12b3",
+            postcode="2018",
+        ),
         # Nickname (Jan/Johannes) at the same address.
-        rec("aprofiel", "ap-000200", first_name="Johannes", last_name="Wouters",
-            birth_date="1970-02-03", street="Meir", house_number="5", postcode="2000"),
-        rec("registrations", "R-3", "contact", first_name="Jan", last_name="Wouters",
-            street="Meir", house_number="5", postcode="2000", phone="03 231 45 67"),
+        rec(
+            "aprofiel",
+            "ap-000200",
+            first_name="Johannes",
+            last_name="Wouters",
+            birth_date="1970-02-03",
+            street="Meir",
+            house_number="5",
+            postcode="2000",
+        ),
+        rec(
+            "registrations",
+            "R-3",
+            "contact",
+            first_name="Jan",
+            last_name="Wouters",
+            street="Meir",
+            house_number="5",
+            postcode="2000",
+            phone="03 231 45 67",
+        ),
         # Swapped first/last name with the same e-mail; nickname Mo with the same phone.
-        rec("aprofiel", "ap-000300", first_name="Mohamed", last_name="El Amrani",
-            birth_date="1985-03-02", email="m.elamrani@hotmail.com", phone="0485 11 22 33"),
-        rec("ticketing", "T-3", first_name="El Amrani", last_name="Mohamed",
-            email="M.ElAmrani@hotmail.com", postcode="2060"),
-        rec("ticketing", "T-4", first_name="Mo", last_name="El-Amrani", phone="+32485112233",
-            postcode="2060"),
+        rec(
+            "aprofiel",
+            "ap-000300",
+            first_name="Mohamed",
+            last_name="El Amrani",
+            birth_date="1985-03-02",
+            email="m.elamrani@hotmail.com",
+            phone="0485 11 22 33",
+        ),
+        rec(
+            "ticketing",
+            "T-3",
+            first_name="El Amrani",
+            last_name="Mohamed",
+            email="M.ElAmrani@hotmail.com",
+            postcode="2060",
+        ),
+        rec(
+            "ticketing",
+            "T-4",
+            first_name="Mo",
+            last_name="El-Amrani",
+            phone="+32485112233",
+            postcode="2060",
+        ),
         # Placeholder e-mails typed at the box office: strangers stay apart.
-        rec("ticketing", "T-10", first_name="Kasia", last_name="Nowak", email="test@test.be",
-            postcode="2100"),
-        rec("ticketing", "T-11", first_name="Jef", last_name="Claes", email="test@test.be",
-            postcode="2140"),
-        rec("ticketing", "T-12", first_name="Ahmet", last_name="Yilmaz", email="geen@email.be",
-            phone="0000000000", postcode="2100"),
-        rec("ticketing", "T-13", first_name="Sarah", last_name="Goldberg", email="geen@email.be",
-            phone="0000000000", postcode="2018"),
+        rec(
+            "ticketing",
+            "T-10",
+            first_name="Kasia",
+            last_name="Nowak",
+            email="test@test.be",
+            postcode="2100",
+        ),
+        rec(
+            "ticketing",
+            "T-11",
+            first_name="Jef",
+            last_name="Claes",
+            email="test@test.be",
+            postcode="2140",
+        ),
+        rec(
+            "ticketing",
+            "T-12",
+            first_name="Ahmet",
+            last_name="Yilmaz",
+            email="geen@email.be",
+            phone="0000000000",
+            postcode="2100",
+        ),
+        rec(
+            "ticketing",
+            "T-13",
+            first_name="Sarah",
+            last_name="Goldberg",
+            email="geen@email.be",
+            phone="0000000000",
+            postcode="2018",
+        ),
         # Spouses share e-mail, landline and address: two people.
-        rec("aprofiel", "ap-000400", first_name="Bart", last_name="Peeters",
-            birth_date="1960-01-01", email="fam.peeters@telenet.be", phone="03 111 22 33",
-            street="Lange Leemstraat", house_number="40", postcode="2018"),
-        rec("aprofiel", "ap-000401", first_name="Greet", last_name="Peeters-Smets",
-            birth_date="1962-07-07", email="fam.peeters@telenet.be", phone="03 111 22 33",
-            street="Lange Leemstraat", house_number="40", postcode="2018"),
+        rec(
+            "aprofiel",
+            "ap-000400",
+            first_name="Bart",
+            last_name="Peeters",
+            birth_date="1960-01-01",
+            email="fam.peeters@telenet.be",
+            phone="03 111 22 33",
+            street="Lange Leemstraat",
+            house_number="40",
+            postcode="2018",
+        ),
+        rec(
+            "aprofiel",
+            "ap-000401",
+            first_name="Greet",
+            last_name="Peeters-Smets",
+            birth_date="1962-07-07",
+            email="fam.peeters@telenet.be",
+            phone="03 111 22 33",
+            street="Lange Leemstraat",
+            house_number="40",
+            postcode="2018",
+        ),
         rec("newsletter", "cultuur:fam.peeters@telenet.be", email="fam.peeters@telenet.be"),
         # Parent and child registered together; the child has the parent's first name too.
-        rec("aprofiel", "ap-000913", first_name="An", last_name="Peeters",
-            birth_date="1987-04-12", email="an.peeters@telenet.be", phone="0476 12 34 56",
-            house_number="12", box="3", postcode="2000", **street),
-        rec("registrations", "R-88120", "contact", first_name="An", last_name="Peeters",
-            email="an.peeters@telenet.be", phone="0032476123456", house_number="12 bus 3",
-            postcode="2000", a_profiel_id="ap-000913", **street),
-        rec("registrations", "R-88120", "participant", first_name="An", last_name="Peeters",
-            birth_date="2016-09-30", email="an.peeters@telenet.be", phone="0032476123456",
-            house_number="12 bus 3", postcode="2000", a_profiel_id="ap-000913",
-            is_child_record=True, household_key=HOUSEHOLD, **street),
+        rec(
+            "aprofiel",
+            "ap-000913",
+            first_name="An",
+            last_name="Peeters",
+            birth_date="1987-04-12",
+            email="an.peeters@telenet.be",
+            phone="0476 12 34 56",
+            house_number="12",
+            box="3",
+            postcode="2000",
+            **street,
+        ),
+        rec(
+            "registrations",
+            "R-88120",
+            "contact",
+            first_name="An",
+            last_name="Peeters",
+            email="an.peeters@telenet.be",
+            phone="0032476123456",
+            house_number="12 bus 3",
+            postcode="2000",
+            a_profiel_id="ap-000913",
+            **street,
+        ),
+        rec(
+            "registrations",
+            "R-88120",
+            "participant",
+            first_name="An",
+            last_name="Peeters",
+            birth_date="2016-09-30",
+            email="an.peeters@telenet.be",
+            phone="0032476123456",
+            house_number="12 bus 3",
+            postcode="2000",
+            a_profiel_id="ap-000913",
+            is_child_record=True,
+            household_key=HOUSEHOLD,
+            **street,
+        ),
         # Mover: new address, same e-mail; another record with the same mobile and name.
-        rec("ticketing", "T-20", first_name="An", last_name="Peeters",
-            email="An.Peeters@Telenet.be ", postcode="2060"),
-        rec("registrations", "R-5", "contact", first_name="An", last_name="Peeters",
-            phone="+32 476 12 34 56", street="Turnhoutsebaan", house_number="200",
-            postcode="2140"),
+        rec(
+            "ticketing",
+            "T-20",
+            first_name="An",
+            last_name="Peeters",
+            email="An.Peeters@Telenet.be ",
+            postcode="2060",
+        ),
+        rec(
+            "registrations",
+            "R-5",
+            "contact",
+            first_name="An",
+            last_name="Peeters",
+            phone="+32 476 12 34 56",
+            street="Turnhoutsebaan",
+            house_number="200",
+            postcode="2140",
+        ),
         # Anonymous visitor who logs in; an app device of the account.
         rec("web_events", "c-91f2", anonymous_id="c-91f2"),
         rec("web_events", "c-0000", anonymous_id="c-0000"),
         rec("app_devices", "d-77aa", device_id="d-77aa", a_profiel_id="ap-000913"),
         # Twins: same birth date, surname and address, different first names.
-        rec("registrations", "R-7", "participant", first_name="Noor", last_name="Janssens",
-            birth_date="2015-03-03", street="Diksmuidelaan", house_number="8", postcode="2600"),
-        rec("registrations", "R-8", "participant", first_name="Nora", last_name="Janssens",
-            birth_date="2015-03-03", street="Diksmuidelaan", house_number="8", postcode="2600"),
-        rec("registrations", "R-9", "participant", first_name="Noor", last_name="Janssens",
-            birth_date="2015-03-03", street="Diksmuidelaan", house_number="8", postcode="2600"),
+        rec(
+            "registrations",
+            "R-7",
+            "participant",
+            first_name="Noor",
+            last_name="Janssens",
+            birth_date="2015-03-03",
+            street="Diksmuidelaan",
+            house_number="8",
+            postcode="2600",
+        ),
+        rec(
+            "registrations",
+            "R-8",
+            "participant",
+            first_name="Nora",
+            last_name="Janssens",
+            birth_date="2015-03-03",
+            street="Diksmuidelaan",
+            house_number="8",
+            postcode="2600",
+        ),
+        rec(
+            "registrations",
+            "R-9",
+            "participant",
+            first_name="Noor",
+            last_name="Janssens",
+            birth_date="2015-03-03",
+            street="Diksmuidelaan",
+            house_number="8",
+            postcode="2600",
+        ),
     ]
 
 
@@ -268,8 +467,12 @@ def quirks(tmp_path_factory: pytest.TempPathFactory):
 
 def test_particles_diacritics_and_day_month_swap(quirks) -> None:
     _, _, ids = quirks
-    assert same(ids, "aprofiel|account|ap-000100", "registrations|contact|R-1",
-                "registrations|participant|R-2")
+    assert same(
+        ids,
+        "aprofiel|account|ap-000100",
+        "registrations|contact|R-1",
+        "registrations|participant|R-2",
+    )
 
 
 def test_nickname_and_swapped_names(quirks) -> None:
@@ -308,8 +511,14 @@ def test_child_never_merges_with_parent(quirks) -> None:
 
 def test_mover_and_login(quirks) -> None:
     _, _, ids = quirks
-    assert same(ids, AN, "ticketing|buyer|T-20", "registrations|contact|R-5",
-                "web_events|visitor|c-91f2", "app_devices|device|d-77aa")
+    assert same(
+        ids,
+        AN,
+        "ticketing|buyer|T-20",
+        "registrations|contact|R-5",
+        "web_events|visitor|c-91f2",
+        "app_devices|device|d-77aa",
+    )
     assert ids["web_events|visitor|c-0000"] != ids[AN]
 
 
@@ -324,14 +533,29 @@ def test_outputs_follow_the_contract(quirks) -> None:
     con, stats, ids = quirks
     columns = [c[0] for c in con.execute("describe identity.record_profiles").fetchall()]
     assert columns == [
-        "record_id", "source", "record_key", "role", "profile_id", "email_normalised",
-        "phone_e164", "first_name_normalised", "last_name_normalised", "birth_date", "postcode",
-        "run_id", "assigned_at",
+        "record_id",
+        "source",
+        "record_key",
+        "role",
+        "profile_id",
+        "email_normalised",
+        "phone_e164",
+        "first_name_normalised",
+        "last_name_normalised",
+        "birth_date",
+        "postcode",
+        "run_id",
+        "assigned_at",
     ]
     link_columns = [c[0] for c in con.execute("describe identity.links").fetchall()]
     assert link_columns == [
-        "record_id_l", "record_id_r", "link_type", "match_weight", "match_probability",
-        "evidence", "run_id",
+        "record_id_l",
+        "record_id_r",
+        "link_type",
+        "match_weight",
+        "match_probability",
+        "evidence",
+        "run_id",
     ]
     assert stats.records == len(ids) == len(quirk_records())
     assert stats.profiles == len(set(ids.values()))
@@ -354,8 +578,14 @@ def test_outputs_follow_the_contract(quirks) -> None:
 
 def _claes() -> list[dict]:
     return [
-        rec("aprofiel", "ap-1", first_name="Elisabeth", last_name="Claes",
-            birth_date="1980-01-01", phone="0477 00 11 22"),
+        rec(
+            "aprofiel",
+            "ap-1",
+            first_name="Elisabeth",
+            last_name="Claes",
+            birth_date="1980-01-01",
+            phone="0477 00 11 22",
+        ),
         rec("ticketing", "T-1", first_name="Lies", last_name="Claes", email="lies@claes.be"),
         rec("ticketing", "T-2", first_name="Tom", last_name="Maes", email="tom@maes.be"),
     ]
@@ -375,8 +605,16 @@ def test_ids_are_stable_and_a_merge_keeps_the_older_id(warehouse) -> None:
     assert second["ticketing|buyer|T-1"] not in first.values()
 
     # Liesbeth carries Lies's e-mail and Elisabeth's phone: the two profiles merge.
-    records.append(rec("ticketing", "T-3", first_name="Liesbeth", last_name="Claes",
-                       email="lies@claes.be", phone="+32477001122"))
+    records.append(
+        rec(
+            "ticketing",
+            "T-3",
+            first_name="Liesbeth",
+            last_name="Claes",
+            email="lies@claes.be",
+            phone="+32477001122",
+        )
+    )
     write_inputs(con, records)
     stats = resolve(con, "run-3", state_dir=state_dir)
     third = profiles(con)
@@ -432,8 +670,14 @@ def test_one_a_profiel_id_per_profile(warehouse) -> None:
     records = [  # two accounts of one person, plus a ticket with both e-mails
         rec("aprofiel", "ap-1", first_name="Wim", last_name="Smet", email="wim@smet.be"),
         rec("aprofiel", "ap-2", first_name="Willem", last_name="Smet", email="willem@smet.be"),
-        rec("ticketing", "T-1", first_name="Wim", last_name="Smet", email="wim@smet.be",
-            a_profiel_id="ap-2"),
+        rec(
+            "ticketing",
+            "T-1",
+            first_name="Wim",
+            last_name="Smet",
+            email="wim@smet.be",
+            a_profiel_id="ap-2",
+        ),
     ]
     write_inputs(con, records)
     stats = resolve(con, "run-1", state_dir=state_dir)
@@ -465,14 +709,14 @@ def test_dagster_asset_materialises(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     )
     assert result.success
     events = result.get_asset_materialization_events()
-    metadata = {
-        e.asset_key.to_user_string(): e.materialization.metadata for e in events
-    }
+    metadata = {e.asset_key.to_user_string(): e.materialization.metadata for e in events}
     assert metadata["identity/record_profiles"]["records"].value == 3
     assert metadata["identity/record_profiles"]["model"].value == "priors"
     checks = result.get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks)
-    assert (tmp_path / "state").exists() is False  # nothing to save for a priors model
+    state = tmp_path / "state" / "identity"
+    assert not (state / "splink_model.json").exists()  # no model to save for priors
+    assert (state / "scored_pairs.parquet").exists()  # the next night can be incremental
 
 
 def test_saved_model_is_reused_until_the_config_changes(warehouse) -> None:

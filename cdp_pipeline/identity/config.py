@@ -8,16 +8,36 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from cdp_pipeline.settings import CONFIG_DIR
+from cdp_pipeline.settings import CONFIG_DIR, get_settings
 
 DEFAULT_CONFIG_PATH = CONFIG_DIR / "matching.yml"
+# The marketer UI saves edited matching settings here (under the settings' state_dir),
+# beside the decisions and the model, so an edit survives a rebuild and an upgrade.
+EDITED_CONFIG_NAME = "matching.yml"
 
+# person_id: an identifier that belongs to one person only (national register number,
+# a customer number never shared by a household): exact, one typo, different. When it
+# agrees exactly, the household guards do not veto (see Guards).
 ComparisonType = Literal[
-    "exact", "first_name", "last_name", "date", "phone", "email", "address", "postcode"
+    "exact",
+    "person_id",
+    "first_name",
+    "last_name",
+    "date",
+    "phone",
+    "email",
+    "address",
+    "postcode",
 ]
 LinkType = Literal[
-    "manual", "a_profiel_id", "device_id", "web_identify", "email", "phone",
-    "splink", "name_postcode",
+    "manual",
+    "a_profiel_id",
+    "device_id",
+    "web_identify",
+    "email",
+    "phone",
+    "splink",
+    "name_postcode",
 ]
 LINK_TYPES: tuple[str, ...] = LinkType.__args__  # type: ignore[attr-defined]
 # Comparisons the guards and deterministic rules rely on; each may appear once.
@@ -132,7 +152,14 @@ class Training(_Strict):
 
 
 class Guards(_Strict):
-    """Vetoes on Splink pairs (deterministic links have their own name rules)."""
+    """Vetoes on Splink pairs (deterministic links have their own name rules).
+
+    The vetoes exist because members of one household share an address, a phone, an
+    e-mail and a surname. They never share a ``person_id`` attribute: a pair whose
+    person_id agrees exactly is not vetoed, and its link is not weak for
+    ``cluster_birth_dates`` (a first name or birth date replaced by another value in
+    one system then costs weight, as the model says, instead of vetoing the pair).
+    """
 
     different_birth_date: bool = True  # both known, not equal, swapped or one typo apart
     different_first_name: bool = True  # first names at the model's "different" level
@@ -152,14 +179,25 @@ class Rules(_Strict):
     # known fact contradicts it (see resolve._Clusters.why_not): box-office buyers
     # often leave nothing else.
     name_and_postcode: bool = True
+    # ... and only when namesakes are unlikely: the expected number of other people of
+    # that first and last name in that postcode (name frequencies × people there) must
+    # stay below this. Common names (Mohamed El Amrani in 2060) are left to the model.
+    name_and_postcode_max_expected: float = Field(default=0.05, gt=0)
 
 
 SurvivorshipRule = Literal["most_recent", "source_order", "most_frequent"]
 # Attributes of int_identity__records a golden attribute can take its value from
 # (e-mail and phone in their normalised form, placeholders removed).
 GOLDEN_COLUMNS = (
-    "first_name", "last_name", "birth_date", "email", "phone", "street", "house_number",
-    "postcode", "municipality",
+    "first_name",
+    "last_name",
+    "birth_date",
+    "email",
+    "phone",
+    "street",
+    "house_number",
+    "postcode",
+    "municipality",
 )
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 _COLUMN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -287,9 +325,24 @@ def parse_config(data: dict, source: str = "<dict>") -> MatchingConfig:
         raise ValueError(_format_error(exc, source)) from None
 
 
+def edited_config_path() -> Path:
+    """Where the marketer UI saves edited matching settings: ``<state_dir>/identity/``."""
+    return get_settings().state_dir / "identity" / EDITED_CONFIG_NAME
+
+
+def active_config_path() -> Path:
+    """The file ``load_config()`` reads: the edited settings if saved, else the packaged ones."""
+    edited = edited_config_path()
+    return edited if edited.is_file() else DEFAULT_CONFIG_PATH
+
+
 def load_config(path: Path | str | None = None) -> MatchingConfig:
-    """Read and validate ``matching.yml`` (the project's by default)."""
-    path = Path(path) if path else DEFAULT_CONFIG_PATH
+    """Read and validate ``matching.yml``.
+
+    Without a path: ``<state_dir>/identity/matching.yml`` when it exists (saved by the
+    marketer UI), otherwise the packaged ``cdp_pipeline/config/matching.yml``.
+    """
+    path = Path(path) if path else active_config_path()
     with path.open(encoding="utf-8") as handle:
         data = yaml.safe_load(handle) or {}
     return parse_config(data, str(path))

@@ -46,35 +46,53 @@ class IdentityRunConfig(dg.Config):
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            RECORD_PROFILES, deps=INPUTS, group_name="identity",
+            RECORD_PROFILES,
+            deps=INPUTS,
+            group_name="identity",
             description="Every person-bearing source record with the profile it belongs to.",
         ),
         dg.AssetSpec(
-            LINKS, deps=INPUTS, group_name="identity",
+            LINKS,
+            deps=INPUTS,
+            group_name="identity",
             description="The links that joined records into profiles, with their evidence.",
         ),
         dg.AssetSpec(
-            PROFILE_HISTORY, deps=INPUTS, group_name="identity",
+            PROFILE_HISTORY,
+            deps=INPUTS,
+            group_name="identity",
             description="Profiles created, merged, split or retired by each run.",
         ),
         dg.AssetSpec(
-            REVIEW_QUEUE, deps=INPUTS, group_name="identity",
+            REVIEW_QUEUE,
+            deps=INPUTS,
+            group_name="identity",
             description="Pairs between the review and auto-merge thresholds, for a person.",
         ),
         dg.AssetSpec(
-            LINK_EVIDENCE, deps=INPUTS, group_name="identity",
+            LINK_EVIDENCE,
+            deps=INPUTS,
+            group_name="identity",
             description="Per link and attribute: the comparison level and its weight.",
         ),
         dg.AssetSpec(
-            GOLDEN_ATTRIBUTES, deps=INPUTS, group_name="identity",
+            GOLDEN_ATTRIBUTES,
+            deps=INPUTS,
+            group_name="identity",
             description="Per profile and golden attribute: the surviving value and its origin.",
         ),
     ],
     check_specs=[
-        dg.AssetCheckSpec(A_PROFIEL_CHECK, asset=RECORD_PROFILES,
-                          description="No profile holds two A-profiel accounts."),
-        dg.AssetCheckSpec(SIZE_CHECK, asset=RECORD_PROFILES,
-                          description="The largest profile is below the configured maximum."),
+        dg.AssetCheckSpec(
+            A_PROFIEL_CHECK,
+            asset=RECORD_PROFILES,
+            description="No profile holds two A-profiel accounts.",
+        ),
+        dg.AssetCheckSpec(
+            SIZE_CHECK,
+            asset=RECORD_PROFILES,
+            description="The largest profile is below the configured maximum.",
+        ),
     ],
     can_subset=False,
 )
@@ -89,11 +107,11 @@ def identity_resolution(
     context.log.info(
         f"identity: {stats.records} records, {stats.profiles} profiles, "
         f"{sum(stats.links_by_type.values())} links, {stats.pairs_blocked_by_guards} pairs "
-        f"blocked, model {stats.model}, {stats.seconds}s"
+        f"blocked, model {stats.model}, {stats.pairs_scored} pairs scored "
+        f"({'incremental' if stats.incremental else 'full'}, {stats.records_rescored} "
+        f"records new or changed), {stats.seconds}s"
     )
-    links_md = {
-        f"links_{kind}": dg.MetadataValue.int(n) for kind, n in stats.links_by_type.items()
-    }
+    links_md = {f"links_{kind}": dg.MetadataValue.int(n) for kind, n in stats.links_by_type.items()}
     yield dg.MaterializeResult(
         asset_key=RECORD_PROFILES,
         metadata={
@@ -106,6 +124,9 @@ def identity_resolution(
             "largest_profile_size": dg.MetadataValue.int(stats.largest_profile),
             "singletons_rate": dg.MetadataValue.float(stats.singletons_rate),
             "model": dg.MetadataValue.text(stats.model),
+            "pairs_scored": dg.MetadataValue.int(stats.pairs_scored),
+            "incremental": dg.MetadataValue.bool(stats.incremental),
+            "records_rescored": dg.MetadataValue.int(stats.records_rescored),
             "seconds": dg.MetadataValue.float(stats.seconds),
         },
     )
@@ -127,12 +148,15 @@ def identity_resolution(
     yield dg.MaterializeResult(asset_key=LINK_EVIDENCE)
     yield dg.MaterializeResult(asset_key=GOLDEN_ATTRIBUTES)
     yield dg.AssetCheckResult(
-        check_name=A_PROFIEL_CHECK, asset_key=RECORD_PROFILES, passed=violations == 0,
+        check_name=A_PROFIEL_CHECK,
+        asset_key=RECORD_PROFILES,
+        passed=violations == 0,
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={"profiles_with_several_accounts": dg.MetadataValue.int(violations)},
     )
     yield dg.AssetCheckResult(
-        check_name=SIZE_CHECK, asset_key=RECORD_PROFILES,
+        check_name=SIZE_CHECK,
+        asset_key=RECORD_PROFILES,
         passed=stats.largest_profile <= matching.max_profile_size,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={

@@ -14,10 +14,14 @@ from cdp_pipeline.identity.config import GoldenAttribute, MatchingConfig
 # Record columns as the golden record shows them: names and address as delivered
 # (trimmed), e-mail and phone normalised with placeholders removed.
 _VALUE_COLUMNS = {
-    "first_name": pl.col("first_name"), "last_name": pl.col("last_name"),
-    "birth_date": pl.col("birth_date").cast(pl.Utf8), "email": pl.col("email_normalised"),
-    "phone": pl.col("phone_e164"), "street": pl.col("street"),
-    "house_number": pl.col("house_number"), "postcode": pl.col("postcode_normalised"),
+    "first_name": pl.col("first_name"),
+    "last_name": pl.col("last_name"),
+    "birth_date": pl.col("birth_date").cast(pl.Utf8),
+    "email": pl.col("email_normalised"),
+    "phone": pl.col("phone_e164"),
+    "street": pl.col("street"),
+    "house_number": pl.col("house_number"),
+    "postcode": pl.col("postcode_normalised"),
     "municipality": pl.col("municipality"),
 }
 
@@ -87,8 +91,12 @@ def build_golden(
     observed_at and the columns of ``_VALUE_COLUMNS``.
     """
     base = records.select(
-        "profile_id", "record_id", "record_key", "source",
-        pl.col("observed_at").cast(pl.Datetime), pl.lit(None, pl.Utf8).alias("value"),
+        "profile_id",
+        "record_id",
+        "record_key",
+        "source",
+        pl.col("observed_at").cast(pl.Datetime),
+        pl.lit(None, pl.Utf8).alias("value"),
         pl.lit(None, pl.Utf8).alias("attribute"),
     )
     parts = []
@@ -97,7 +105,10 @@ def build_golden(
             parts.append(_custom_values(con, name, attr, base))
             continue
         part = records.select(
-            "profile_id", "record_id", "record_key", "source",
+            "profile_id",
+            "record_id",
+            "record_key",
+            "source",
             pl.col("observed_at").cast(pl.Datetime),
             _VALUE_COLUMNS[attr.column].cast(pl.Utf8).str.strip_chars().alias("value"),
             pl.lit(name).alias("attribute"),

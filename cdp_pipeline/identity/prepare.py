@@ -6,9 +6,25 @@ from cdp_pipeline.identity import normalise
 from cdp_pipeline.identity.config import MatchingConfig
 
 RECORD_COLUMNS = (
-    "record_id", "source", "record_key", "role", "first_name", "last_name", "birth_date",
-    "email", "phone", "street", "house_number", "postcode", "municipality", "a_profiel_id",
-    "device_id", "anonymous_id", "is_child_record", "household_key", "observed_at",
+    "record_id",
+    "source",
+    "record_key",
+    "role",
+    "first_name",
+    "last_name",
+    "birth_date",
+    "email",
+    "phone",
+    "street",
+    "house_number",
+    "postcode",
+    "municipality",
+    "a_profiel_id",
+    "device_id",
+    "anonymous_id",
+    "is_child_record",
+    "household_key",
+    "observed_at",
 )
 
 
@@ -55,8 +71,9 @@ def prepare_records(records: pl.DataFrame, config: MatchingConfig) -> pl.DataFra
     email = normalise.map_distinct(frame["email"], normalise.email, pl.Utf8)
     phone_struct = normalise.map_distinct(
         frame["phone"],
-        lambda v: dict(zip(("e164", "line"), normalise.phone(v, config.region) or (None, None),
-                           strict=True)),
+        lambda v: dict(
+            zip(("e164", "line"), normalise.phone(v, config.region) or (None, None), strict=True)
+        ),
         pl.Struct({"e164": pl.Utf8, "line": pl.Utf8}),
     )
     house = normalise.map_distinct(
@@ -88,9 +105,7 @@ def prepare_records(records: pl.DataFrame, config: MatchingConfig) -> pl.DataFra
         }
     )
     out = out.with_columns(
-        first_canon=normalise.map_distinct(
-            out["first_key"], nicknames.groups, pl.List(pl.Utf8)
-        ),
+        first_canon=normalise.map_distinct(out["first_key"], nicknames.groups, pl.List(pl.Utf8)),
         # An A-profiel account is its own a_profiel_id even when the column is empty.
         a_profiel_id=pl.when(pl.col("source") == "aprofiel")
         .then(pl.coalesce("a_profiel_id", "record_key"))
@@ -99,7 +114,9 @@ def prepare_records(records: pl.DataFrame, config: MatchingConfig) -> pl.DataFra
     out = out.with_columns(
         email_normalised=pl.when(
             _blocked_mask(out["email_normalised"], config.blocked_values.email)
-        ).then(None).otherwise(pl.col("email_normalised")),
+        )
+        .then(None)
+        .otherwise(pl.col("email_normalised")),
         phone_e164=pl.when(_blocked_mask(out["phone_e164"], config.blocked_values.phone))
         .then(None)
         .otherwise(pl.col("phone_e164")),
@@ -125,7 +142,7 @@ def prepare_records(records: pl.DataFrame, config: MatchingConfig) -> pl.DataFra
     extra = {
         name: attr.column or name
         for name, attr in config.attributes.items()
-        if attr.comparison == "exact"
+        if attr.comparison in ("exact", "person_id")
     }
     for name, column in extra.items():
         values = records[column] if column in records.columns else pl.Series([None] * len(out))
@@ -162,13 +179,24 @@ def splink_frame(prepared: pl.DataFrame, config: MatchingConfig) -> pl.DataFrame
             columns += [
                 pl.col("street_key").alias(f"{name}_street"),
                 pl.when(pl.col("house_no").is_not_null())
-                .then(pl.concat_str([pl.col("house_no"), pl.col("house_box").fill_null("")],
-                                    separator="|"))
+                .then(
+                    pl.concat_str(
+                        [pl.col("house_no"), pl.col("house_box").fill_null("")], separator="|"
+                    )
+                )
                 .alias(f"{name}_number"),
                 pl.col("postcode").alias(f"{name}_postcode"),
             ]
-        elif kind == "exact":
+        elif kind in ("exact", "person_id"):
             columns.append(pl.col(f"x_{name}").alias(name))
-    # The swapped-name levels need both names whatever the attribute names are.
-    columns += [pl.col("first_key").alias("swap_first"), pl.col("last_key").alias("swap_last")]
+    # The swapped-name levels need both names whatever the attribute names are;
+    # name_set (both names in sorted order) blocks swapped names together.
+    columns += [
+        pl.col("first_key").alias("swap_first"),
+        pl.col("last_key").alias("swap_last"),
+        pl.when(pl.col("first_key") <= pl.col("last_key"))
+        .then(pl.concat_str(["first_key", "last_key"], separator="|"))
+        .otherwise(pl.concat_str(["last_key", "first_key"], separator="|"))
+        .alias("name_set"),
+    ]
     return prepared.select(columns)

@@ -64,6 +64,9 @@ class ResolutionStats:
     largest_profile: int = 0
     singletons_rate: float = 0.0
     model: str = "disabled"  # reused, trained, priors or disabled
+    pairs_scored: int = 0  # candidate pairs the Splink model scored in this run
+    incremental: bool = False  # only pairs with a new or changed record were scored
+    records_rescored: int = 0  # records new or changed since the last scored state
     history: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
@@ -77,6 +80,9 @@ class Link:
     weight: float | None
     probability: float | None
     evidence: str
+    # A model link on shared household-like attributes only (no person_id agreeing):
+    # with guards.cluster_birth_dates it may not join clusters whose birth dates differ.
+    weak: bool = False
 
 
 def _pair(a: str, b: str) -> tuple[str, str]:
@@ -87,8 +93,16 @@ class _People:
     """Per-record attributes for the name-compatibility and guard rules."""
 
     def __init__(self, prepared: pl.DataFrame, nicknames: NicknameTable) -> None:
-        cols = ["record_id", "first_key", "first_canon", "last_key", "birth_date",
-                "is_child_record", "household_key"]
+        cols = [
+            "record_id",
+            "first_key",
+            "first_canon",
+            "last_key",
+            "birth_date",
+            "is_child_record",
+            "household_key",
+            "phone_type",
+        ]
         self.rows = {r["record_id"]: r for r in prepared.select(cols).iter_rows(named=True)}
         self.nicknames = nicknames
 
@@ -170,9 +184,11 @@ def _identifier_links(prepared: pl.DataFrame, web: pl.DataFrame) -> list[Link]:
     links = _star_links(accounts, "a_profiel_id")
 
     devices: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
-    for record_id, device in prepared.filter(pl.col("device_id").is_not_null()).select(
-        "record_id", "device_id"
-    ).iter_rows():
+    for record_id, device in (
+        prepared.filter(pl.col("device_id").is_not_null())
+        .select("record_id", "device_id")
+        .iter_rows()
+    ):
         devices[device].append((record_id, "device_id", 0))
     # An app install's anonymousId is the device id: the visitor is that device.
     for record_id, anonymous in visitors.iter_rows():
@@ -182,14 +198,37 @@ def _identifier_links(prepared: pl.DataFrame, web: pl.DataFrame) -> list[Link]:
     return links
 
 
+@dataclass(frozen=True)
+class NamelessGroup:
+    """Records without a name that share an e-mail (or mobile phone) with named records.
+
+    They join the named records' profile only if, after every other link, all the
+    named records of that value ended up in one profile: the value is then one
+    person's, not a family's (decided in ``_cluster``).
+    """
+
+    column: str
+    link_type: str
+    named: tuple[str, ...]
+    nameless: tuple[str, ...]
+
+
 def _contact_links(
-    prepared: pl.DataFrame, people: _People, column: str, link_type: str, max_group: int
+    prepared: pl.DataFrame,
+    people: _People,
+    column: str,
+    link_type: str,
+    max_group: int,
+    deferred: list[NamelessGroup] | None = None,
 ) -> list[Link]:
     """Same e-mail (or phone) and compatible names; a shared value alone is not identity.
 
     For e-mail, records without a first name join the group when every named
     record of that e-mail is one person (otherwise the address is a family's and
-    the nameless record could be anyone of them).
+    the nameless record could be anyone of them). When the names alone cannot tell
+    (a typo in one first name: ``Naddiya``), or for a mobile phone, the question
+    goes to ``deferred`` and is answered after clustering. On 3 000 people a third
+    of the missed pairs between two identified records were such nameless records.
     """
     links: list[Link] = []
     groups = (
@@ -216,28 +255,76 @@ def _contact_links(
             for record_id in nameless:
                 if record_id != anchor and not people.household_pair(anchor, record_id):
                     links.append(_contact_link(anchor, record_id, column, link_type, "one person"))
+        elif deferred is not None and nameless and named:
+            mobile = link_type == "email" or all(
+                people.rows[m]["phone_type"] == "mobile" for m in members
+            )
+            if mobile:
+                deferred.append(NamelessGroup(column, link_type, tuple(named), tuple(nameless)))
     return links
 
 
-def _name_postcode_groups(prepared: pl.DataFrame) -> list[list[str]]:
-    """Records sharing first name, last name and postcode (two or more), record_ids sorted."""
+def _join_nameless(
+    clusters: "_Clusters", groups: list[NamelessGroup], blocked: Counter
+) -> list[Link]:
+    """Nameless records join when every named record of their value is in one profile."""
+    kept: list[Link] = []
+    for group in groups:
+        if len({clusters.find(m) for m in group.named}) != 1:
+            blocked["nameless_value_of_several_people"] += 1
+            continue
+        anchor = group.named[0]
+        for record_id in group.nameless:
+            reason = clusters.why_not(anchor, record_id, manual=False)
+            if reason:
+                blocked[reason] += 1
+                continue
+            clusters.union(anchor, record_id)
+            kept.append(
+                _contact_link(anchor, record_id, group.column, group.link_type, "one person")
+            )
+    return kept
+
+
+def _name_postcode_groups(prepared: pl.DataFrame, max_expected: float) -> list[list[str]]:
+    """Records sharing first name, last name and postcode (two or more), record_ids sorted.
+
+    Only names rare enough that another person of that name in that postcode is
+    unlikely: expected namesakes = (people in the postcode - 1) × share of the first
+    name × share of the last name, where the people are counted as distinct full
+    names (typos count extra people, which errs on the safe side).
+    """
+    named = prepared.filter(
+        pl.col("first_key").is_not_null()
+        & pl.col("last_key").is_not_null()
+        & pl.col("postcode").is_not_null()
+    )
+    people = named.select("first_key", "last_key", "postcode").unique()
+    total = max(len(people), 1)
+    first_share = people.group_by("first_key").agg((pl.len() / total).alias("first_share"))
+    last_share = people.group_by("last_key").agg((pl.len() / total).alias("last_share"))
+    per_postcode = people.group_by("postcode").agg(pl.len().alias("people"))
     groups = (
-        prepared.filter(
-            pl.col("first_key").is_not_null() & pl.col("last_key").is_not_null()
-            & pl.col("postcode").is_not_null()
-        )
-        .group_by("first_key", "last_key", "postcode")
+        named.group_by("first_key", "last_key", "postcode")
         .agg(pl.col("record_id").sort())
         .filter(pl.col("record_id").list.len() > 1)
+        .join(first_share, on="first_key")
+        .join(last_share, on="last_key")
+        .join(per_postcode, on="postcode")
+        .filter(
+            (pl.col("people") - 1) * pl.col("first_share") * pl.col("last_share") < max_expected
+        )
     )
     return sorted(groups["record_id"].to_list())
 
 
-_NAME_POSTCODE_EVIDENCE = json.dumps({
-    "first_name": {"level": "exact", "weight": None},
-    "last_name": {"level": "exact", "weight": None},
-    "postcode": {"level": "exact", "weight": None},
-})
+_NAME_POSTCODE_EVIDENCE = json.dumps(
+    {
+        "first_name": {"level": "exact", "weight": None},
+        "last_name": {"level": "exact", "weight": None},
+        "postcode": {"level": "exact", "weight": None},
+    }
+)
 
 
 def _contact_link(a: str, b: str, column: str, link_type: str, names: str) -> Link:
@@ -247,15 +334,34 @@ def _contact_link(a: str, b: str, column: str, link_type: str, names: str) -> Li
     return Link(a, b, link_type, None, 1.0, evidence)
 
 
+def _person_id_agrees(evidence: dict, config: MatchingConfig) -> bool:
+    """An attribute of comparison ``person_id`` is equal, or one typo apart, on both records.
+
+    One typo counts as agreement: identifiers of two people (a national register
+    number with its check digits) differ in more than one character.
+    """
+    return any(
+        evidence.get(name, {}).get("level") in ("exact", "one typo")
+        for name, attribute in config.attributes.items()
+        if attribute.comparison == "person_id"
+    )
+
+
 def _veto(evidence: dict, config: MatchingConfig) -> str | None:
     """Why a Splink pair may not become a link, or None."""
+
     def level(kind: str) -> str | None:
         name = config.attribute_of(kind)
         return evidence.get(name, {}).get("level") if name else None
 
     first, last, date, address = (
-        level("first_name"), level("last_name"), level("date"), level("address")
+        level("first_name"),
+        level("last_name"),
+        level("date"),
+        level("address"),
     )
+    if _person_id_agrees(evidence, config):
+        return None  # households share addresses and phones, never a personal identifier
     guards = config.guards
     if guards.min_non_name_weight is not None:
         names = {config.attribute_of("first_name"), config.attribute_of("last_name")}
@@ -270,7 +376,9 @@ def _veto(evidence: dict, config: MatchingConfig) -> str | None:
         return "different_first_name"
     if (
         guards.twins
-        and date == "exact" and last == "exact" and address == "same address"
+        and date == "exact"
+        and last == "exact"
+        and address == "same address"
         and first in ("jaro-winkler >= 0.8", "different")
     ):
         return "twins"
@@ -290,8 +398,13 @@ class ReviewPair:
 
 
 def _splink_links(
-    prepared: pl.DataFrame, people: _People, config: MatchingConfig, state_dir: Path,
-    retrain: bool | None, stats: ResolutionStats, review: list[ReviewPair],
+    prepared: pl.DataFrame,
+    people: _People,
+    config: MatchingConfig,
+    state_dir: Path,
+    retrain: bool | None,
+    stats: ResolutionStats,
+    review: list[ReviewPair],
 ) -> list[Link]:
     """Splink pairs above auto-merge that pass the guards; the rest above review go to review."""
     if not config.splink_enabled:
@@ -306,6 +419,9 @@ def _splink_links(
         return []
     run = score_pairs(splink_frame(candidates, config), config, state_dir, retrain)
     stats.model = run.model
+    stats.pairs_scored = run.n_compared
+    stats.incremental = run.incremental
+    stats.records_rescored = run.n_changed
     links = []
     blocked: Counter = Counter()
     auto_merge = config.thresholds.auto_merge_weight()
@@ -315,15 +431,18 @@ def _splink_links(
                 blocked["child_and_parent"] += 1
             continue
         if weight < auto_merge:
-            review.append(ReviewPair(left, right, weight, probability, evidence,
-                                     "below_auto_merge"))
+            review.append(
+                ReviewPair(left, right, weight, probability, evidence, "below_auto_merge")
+            )
             continue
-        reason = _veto(json.loads(evidence), config)
+        parsed = json.loads(evidence)
+        reason = _veto(parsed, config)
         if reason:
             blocked[reason] += 1
             review.append(ReviewPair(left, right, weight, probability, evidence, reason))
             continue
-        links.append(Link(left, right, "splink", weight, probability, evidence))
+        weak = config.guards.cluster_birth_dates and not _person_id_agrees(parsed, config)
+        links.append(Link(left, right, "splink", weight, probability, evidence, weak))
     stats.blocked_by_reason.update(blocked)
     return links
 
@@ -346,12 +465,19 @@ def _dates_disagree(left: set[str], right: set[str]) -> bool:
 class _Clusters:
     """Union-find that refuses unions breaking a cannot-link, a limit or the size cap."""
 
-    def __init__(self, record_ids: list[str], identifiers: dict[str, dict[str, set[str]]],
-                 limits: dict[str, int], cannot: set[tuple[str, str]], max_size: int) -> None:
+    def __init__(
+        self,
+        record_ids: list[str],
+        identifiers: dict[str, dict[str, set[str]]],
+        limits: dict[str, int],
+        cannot: set[tuple[str, str]],
+        max_size: int,
+    ) -> None:
         self.parent = {r: r for r in record_ids}
         self.size = dict.fromkeys(record_ids, 1)
-        self.values = {r: {k: set(v) for k, v in identifiers.get(r, {}).items()}
-                       for r in record_ids}
+        self.values = {
+            r: {k: set(v) for k, v in identifiers.get(r, {}).items()} for r in record_ids
+        }
         self.apart: dict[str, set[str]] = defaultdict(set)
         for a, b in cannot:
             if a in self.parent and b in self.parent:
@@ -407,9 +533,7 @@ class _Clusters:
         self.apart[ra] |= self.apart.pop(rb, set())
 
 
-def _join_namesakes(
-    clusters: "_Clusters", groups: list[list[str]], blocked: Counter
-) -> list[Link]:
+def _join_namesakes(clusters: "_Clusters", groups: list[list[str]], blocked: Counter) -> list[Link]:
     """Join records of one first name, last name and postcode when that is unambiguous.
 
     Runs after every other link. A group whose records sit in two or more clusters
@@ -446,9 +570,14 @@ def _join_namesakes(
 
 
 def _cluster(
-    record_ids: list[str], links: list[Link], identifiers: dict[str, dict[str, set[str]]],
-    cannot: set[tuple[str, str]], config: MatchingConfig, stats: ResolutionStats,
+    record_ids: list[str],
+    links: list[Link],
+    identifiers: dict[str, dict[str, set[str]]],
+    cannot: set[tuple[str, str]],
+    config: MatchingConfig,
+    stats: ResolutionStats,
     name_groups: list[list[str]] = (),
+    nameless: list[NamelessGroup] = (),
 ) -> tuple[dict[str, str], list[Link]]:
     """Record → cluster key (its smallest record_id), and the links that were kept."""
     limits = {name: limit.max_per_profile for name, limit in config.limits.items()}
@@ -457,9 +586,6 @@ def _cluster(
         links,
         key=lambda k: (config.priority(k.link_type), -(k.weight or 0.0), k.left, k.right),
     )
-    # Links that may not chain two clusters with different birth dates: one weak
-    # bridge must not join strangers (measured on 3 000 people: see docs/identity.md).
-    weak_types = {"splink"} if config.guards.cluster_birth_dates else set()
     kept: list[Link] = []
     seen: set[tuple[str, str]] = set()
     blocked: Counter = Counter()
@@ -469,14 +595,19 @@ def _cluster(
             continue
         seen.add(pair)
         reason = clusters.why_not(
-            link.left, link.right, manual=link.link_type == "manual",
-            weak=link.link_type in weak_types,
+            link.left,
+            link.right,
+            manual=link.link_type == "manual",
+            # A weak link may not chain two clusters with different birth dates: one
+            # bridge must not join strangers (measured on 3 000 people: docs/identity.md).
+            weak=link.weak,
         )
         if reason:
             blocked[reason] += 1
             continue
         clusters.union(link.left, link.right)
         kept.append(link)
+    kept += _join_nameless(clusters, nameless, blocked)
     kept += _join_namesakes(clusters, name_groups, blocked)
     stats.blocked_by_reason.update(blocked)
     members: dict[str, list[str]] = defaultdict(list)
@@ -510,8 +641,12 @@ def _new_id(seed: str, run_id: str, taken: set[str]) -> str:
 
 
 def _assign_ids(
-    assignment: dict[str, str], previous: dict[str, str], created_at: dict[str, datetime],
-    run_id: str, taken: set[str], now: datetime,
+    assignment: dict[str, str],
+    previous: dict[str, str],
+    created_at: dict[str, datetime],
+    run_id: str,
+    taken: set[str],
+    now: datetime,
 ) -> tuple[dict[str, str], list[tuple]]:
     """Map cluster keys to profile ids, and the history rows of this run.
 
@@ -524,8 +659,9 @@ def _assign_ids(
     members: dict[str, list[str]] = defaultdict(list)
     for record_id, key in assignment.items():
         members[key].append(record_id)
-    counts = {key: Counter(previous[r] for r in recs if r in previous)
-              for key, recs in members.items()}
+    counts = {
+        key: Counter(previous[r] for r in recs if r in previous) for key, recs in members.items()
+    }
     owner: dict[str, str] = {}
     best: dict[str, tuple[int, str]] = {}
     for key, counter in counts.items():
@@ -589,16 +725,42 @@ def _review_frame(
         left, right = _pair(pair.left, pair.right)
         if record_profile[left] == record_profile[right]:
             continue  # other links joined them already: nothing to decide
-        status = ("accepted" if (left, right) in decisions.same
-                  else "rejected" if (left, right) in decisions.different else "open")
-        rows.append((left, right, record_profile[left], record_profile[right], pair.weight,
-                     pair.probability, pair.evidence, pair.reason, status, run_id))
+        status = (
+            "accepted"
+            if (left, right) in decisions.same
+            else "rejected"
+            if (left, right) in decisions.different
+            else "open"
+        )
+        rows.append(
+            (
+                left,
+                right,
+                record_profile[left],
+                record_profile[right],
+                pair.weight,
+                pair.probability,
+                pair.evidence,
+                pair.reason,
+                status,
+                run_id,
+            )
+        )
     return pl.DataFrame(
-        rows, orient="row",
-        schema={"record_id_l": pl.Utf8, "record_id_r": pl.Utf8, "profile_id_l": pl.Utf8,
-                "profile_id_r": pl.Utf8, "match_weight": pl.Float64,
-                "match_probability": pl.Float64, "evidence": pl.Utf8, "reason": pl.Utf8,
-                "status": pl.Utf8, "run_id": pl.Utf8},
+        rows,
+        orient="row",
+        schema={
+            "record_id_l": pl.Utf8,
+            "record_id_r": pl.Utf8,
+            "profile_id_l": pl.Utf8,
+            "profile_id_r": pl.Utf8,
+            "match_weight": pl.Float64,
+            "match_probability": pl.Float64,
+            "evidence": pl.Utf8,
+            "reason": pl.Utf8,
+            "status": pl.Utf8,
+            "run_id": pl.Utf8,
+        },
     ).sort("match_weight", "record_id_l", "record_id_r", descending=[True, False, False])
 
 
@@ -619,8 +781,11 @@ order by rp.profile_id, l.record_id_l, l.record_id_r, attribute
 
 
 def _write(
-    con: duckdb.DuckDBPyConnection, profiles: pl.DataFrame, links: pl.DataFrame,
-    history: pl.DataFrame, review: pl.DataFrame,
+    con: duckdb.DuckDBPyConnection,
+    profiles: pl.DataFrame,
+    links: pl.DataFrame,
+    history: pl.DataFrame,
+    review: pl.DataFrame,
 ) -> None:
     con.execute("create schema if not exists identity")
     con.execute(
@@ -669,8 +834,10 @@ def _write(
             """
         )
         con.execute(_LINK_EVIDENCE_SQL)
-        con.execute("delete from identity.profile_history where run_id = ?",
-                    [history["run_id"][0] if len(history) else ""])
+        con.execute(
+            "delete from identity.profile_history where run_id = ?",
+            [history["run_id"][0] if len(history) else ""],
+        )
         con.execute(
             "insert into identity.profile_history select run_id, profile_id, change, "
             "other_profile_id, n_records, changed_at from _identity_history"
@@ -680,8 +847,12 @@ def _write(
         con.execute("rollback")
         raise
     finally:
-        for name in ("_identity_profiles", "_identity_links", "_identity_history",
-                     "_identity_review"):
+        for name in (
+            "_identity_profiles",
+            "_identity_links",
+            "_identity_history",
+            "_identity_review",
+        ):
             con.unregister(name)
 
 
@@ -723,8 +894,11 @@ def resolve(
     web = pl.DataFrame(schema={"anonymous_id": pl.Utf8, "user_id": pl.Utf8})
     if _table_exists(con, "intermediate", "int_identity__web_identities"):
         web = (
-            con.sql(f"select anonymous_id, user_id from {WEB_IDENTITIES_TABLE}").pl()
-            .drop_nulls().unique().cast(pl.Utf8)
+            con.sql(f"select anonymous_id, user_id from {WEB_IDENTITIES_TABLE}")
+            .pl()
+            .drop_nulls()
+            .unique()
+            .cast(pl.Utf8)
         )
     prepared = prepare_records(records, config)
     stats.records = len(prepared)
@@ -734,16 +908,24 @@ def resolve(
 
     max_group = max(config.max_profile_size, 2)
     links = _identifier_links(prepared, web)
-    links += _contact_links(prepared, people, "email_normalised", "email", max_group)
-    links += _contact_links(prepared, people, "phone_e164", "phone", max_group)
-    name_groups = _name_postcode_groups(prepared) if config.rules.name_and_postcode else []
+    nameless: list[NamelessGroup] = []
+    links += _contact_links(prepared, people, "email_normalised", "email", max_group, nameless)
+    links += _contact_links(prepared, people, "phone_e164", "phone", max_group, nameless)
+    name_groups = (
+        _name_postcode_groups(prepared, config.rules.name_and_postcode_max_expected)
+        if config.rules.name_and_postcode
+        else []
+    )
     lap("deterministic_links")
     review: list[ReviewPair] = []
     links += _splink_links(prepared, people, config, state_dir, retrain, stats, review)
     lap("splink")
     manual = json.dumps({"manual": {"level": "same", "weight": None}})
-    links += [Link(a, b, "manual", None, 1.0, manual)
-              for a, b in sorted(decisions.same) if a in known and b in known]
+    links += [
+        Link(a, b, "manual", None, 1.0, manual)
+        for a, b in sorted(decisions.same)
+        if a in known and b in known
+    ]
 
     cannot = set(decisions.different)
     for record_id, row in people.rows.items():
@@ -753,9 +935,11 @@ def resolve(
                 cannot.add(pair)
 
     identifiers: dict[str, dict[str, set[str]]] = defaultdict(dict)
-    for record_id, account in prepared.filter(
-        pl.col("a_profiel_id").is_not_null() & ~pl.col("is_child_record")
-    ).select("record_id", "a_profiel_id").iter_rows():
+    for record_id, account in (
+        prepared.filter(pl.col("a_profiel_id").is_not_null() & ~pl.col("is_child_record"))
+        .select("record_id", "a_profiel_id")
+        .iter_rows()
+    ):
         identifiers[record_id]["a_profiel_id"] = {account}
     if len(web):
         visitors = prepared.filter(pl.col("anonymous_id").is_not_null()).select(
@@ -763,23 +947,27 @@ def resolve(
         )
         for record_id, _, user_id in visitors.join(web, on="anonymous_id").iter_rows():
             identifiers[record_id].setdefault("a_profiel_id", set()).add(user_id)
-    for record_id, device in prepared.filter(pl.col("device_id").is_not_null()).select(
-        "record_id", "device_id"
-    ).iter_rows():
+    for record_id, device in (
+        prepared.filter(pl.col("device_id").is_not_null())
+        .select("record_id", "device_id")
+        .iter_rows()
+    ):
         identifiers[record_id]["device_id"] = {device}
-    for record_id, born in prepared.filter(pl.col("birth_date").is_not_null()).select(
-        "record_id", pl.col("birth_date").cast(pl.Utf8)
-    ).iter_rows():
+    for record_id, born in (
+        prepared.filter(pl.col("birth_date").is_not_null())
+        .select("record_id", pl.col("birth_date").cast(pl.Utf8))
+        .iter_rows()
+    ):
         identifiers[record_id]["birth_date"] = {born}
     for column, name in (("email_normalised", "email"), ("phone_e164", "phone")):
-        for record_id, value in prepared.filter(pl.col(column).is_not_null()).select(
-            "record_id", column
-        ).iter_rows():
+        for record_id, value in (
+            prepared.filter(pl.col(column).is_not_null()).select("record_id", column).iter_rows()
+        ):
             identifiers[record_id][name] = {value}
 
     record_ids = prepared["record_id"].to_list()
     assignment, kept = _cluster(
-        record_ids, links, identifiers, cannot, config, stats, name_groups
+        record_ids, links, identifiers, cannot, config, stats, name_groups, nameless
     )
     stats.pairs_blocked_by_guards = sum(stats.blocked_by_reason.values())
     stats.links_by_type = dict(sorted(Counter(k.link_type for k in kept).items()))
@@ -797,19 +985,26 @@ def resolve(
     stats.singletons_rate = round(singletons / len(sizes), 4) if sizes else 0.0
 
     profiles = prepared.select(
-        "record_id", "source", "record_key", "role",
-        pl.col("record_id").replace_strict(
-            {r: ids[k] for r, k in assignment.items()}, return_dtype=pl.Utf8
-        ).alias("profile_id"),
-        "email_normalised", "phone_e164",
+        "record_id",
+        "source",
+        "record_key",
+        "role",
+        pl.col("record_id")
+        .replace_strict({r: ids[k] for r, k in assignment.items()}, return_dtype=pl.Utf8)
+        .alias("profile_id"),
+        "email_normalised",
+        "phone_e164",
         pl.col("first_key").alias("first_name_normalised"),
         pl.col("last_key").alias("last_name_normalised"),
-        "birth_date", "postcode",
-        pl.lit(run_id).alias("run_id"), pl.lit(now).alias("assigned_at"),
+        "birth_date",
+        "postcode",
+        pl.lit(run_id).alias("run_id"),
+        pl.lit(now).alias("assigned_at"),
     )
     link_frame = pl.DataFrame(
         [(k.left, k.right) if k.left <= k.right else (k.right, k.left) for k in kept],
-        schema={"record_id_l": pl.Utf8, "record_id_r": pl.Utf8}, orient="row",
+        schema={"record_id_l": pl.Utf8, "record_id_r": pl.Utf8},
+        orient="row",
     ).with_columns(
         link_type=pl.Series([k.link_type for k in kept], dtype=pl.Utf8),
         match_weight=pl.Series([k.weight for k in kept], dtype=pl.Float64),
@@ -819,31 +1014,61 @@ def resolve(
     )
     history = pl.DataFrame(
         history_rows,
-        schema={"run_id": pl.Utf8, "profile_id": pl.Utf8, "change": pl.Utf8,
-                "other_profile_id": pl.Utf8, "n_records": pl.Int64, "changed_at": pl.Datetime},
+        schema={
+            "run_id": pl.Utf8,
+            "profile_id": pl.Utf8,
+            "change": pl.Utf8,
+            "other_profile_id": pl.Utf8,
+            "n_records": pl.Int64,
+            "changed_at": pl.Datetime,
+        },
         orient="row",
     )
     record_profile = {r: ids[k] for r, k in assignment.items()}
     review_frame = _review_frame(review, record_profile, decisions, run_id)
     stats.review_pairs = int((review_frame["status"] == "open").sum())
     _write(con, profiles, link_frame, history, review_frame)
-    for column in ("first_name", "last_name", "birth_date", "street", "house_number",
-                   "municipality", "observed_at"):
+    for column in (
+        "first_name",
+        "last_name",
+        "birth_date",
+        "street",
+        "house_number",
+        "municipality",
+        "observed_at",
+    ):
         if column not in records.columns:
             records = records.with_columns(pl.lit(None).alias(column))
     golden_input = records.select(
-        pl.col("record_id").cast(pl.Utf8), "first_name", "last_name", "birth_date", "street",
-        "house_number", "municipality", "observed_at",
+        pl.col("record_id").cast(pl.Utf8),
+        "first_name",
+        "last_name",
+        "birth_date",
+        "street",
+        "house_number",
+        "municipality",
+        "observed_at",
     ).join(
-        profiles.select("record_id", "profile_id", "source", "record_key", "email_normalised",
-                        "phone_e164", pl.col("postcode").alias("postcode_normalised")),
-        on="record_id", how="inner",
+        profiles.select(
+            "record_id",
+            "profile_id",
+            "source",
+            "record_key",
+            "email_normalised",
+            "phone_e164",
+            pl.col("postcode").alias("postcode_normalised"),
+        ),
+        on="record_id",
+        how="inner",
     )
     build_golden(con, golden_input, config)
     lap("write")
     stats.seconds = round(time.perf_counter() - started, 3)
     logger.info(
         "identity run: %d records, %d profiles, %d links, %d blocked by guards",
-        stats.records, stats.profiles, len(kept), stats.pairs_blocked_by_guards,
+        stats.records,
+        stats.profiles,
+        len(kept),
+        stats.pairs_blocked_by_guards,
     )
     return stats

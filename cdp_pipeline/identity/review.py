@@ -18,8 +18,16 @@ from cdp_pipeline.identity.decisions import Decisions, append_decision, read_dec
 
 REVIEW_STATUSES = ("open", "accepted", "rejected")
 _RECORD_COLUMNS = (
-    "record_id", "source", "record_key", "role", "first_name_normalised",
-    "last_name_normalised", "email_normalised", "phone_e164", "birth_date", "postcode",
+    "record_id",
+    "source",
+    "record_key",
+    "role",
+    "first_name_normalised",
+    "last_name_normalised",
+    "email_normalised",
+    "phone_e164",
+    "birth_date",
+    "postcode",
 )
 
 
@@ -65,7 +73,8 @@ def explain_profile(con: duckdb.DuckDBPyConnection, profile_id: str) -> dict:
         evidence = json.loads(link["evidence"] or "{}")
         link["evidence"] = evidence
         link["agreed"] = sorted(
-            name for name, item in evidence.items()
+            name
+            for name, item in evidence.items()
             if item.get("level") not in ("null", "different", "different postcode", None)
         )
     history = _rows(
@@ -107,7 +116,11 @@ def review_queue(
 
 
 def decide_pair(
-    record_id_l: str, record_id_r: str, accept: bool, by: str, note: str | None = None,
+    record_id_l: str,
+    record_id_r: str,
+    accept: bool,
+    by: str,
+    note: str | None = None,
     path: Path | None = None,
 ) -> dict:
     """Record a reviewer's decision on a pair: ``accept`` → same person, else different.
@@ -131,7 +144,7 @@ def labelled_pairs(decisions: Decisions | None = None) -> pl.DataFrame:
     rows = [(a, b, 1.0) for a, b in sorted(decisions.same)]
     rows += [(a, b, 0.0) for a, b in sorted(decisions.different)]
     return pl.DataFrame(
-        rows, orient="row",
-        schema={"unique_id_l": pl.Utf8, "unique_id_r": pl.Utf8,
-                "clerical_match_score": pl.Float64},
+        rows,
+        orient="row",
+        schema={"unique_id_l": pl.Utf8, "unique_id_r": pl.Utf8, "clerical_match_score": pl.Float64},
     )

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import splink
 from splink import DuckDBAPI, Linker, block_on
+from splink.blocking_rule_library import And, CustomRule
 
 from cdp_pipeline.identity.config import MatchingConfig
 
@@ -28,6 +30,13 @@ logger = logging.getLogger(__name__)
 
 MODEL_FILE = "splink_model.json"
 META_FILE = "splink_model.meta.json"
+# Incremental nights: the pairs scored last night (above the lower threshold), the
+# content hash of every record they were scored on, and what they were scored with.
+PAIRS_FILE = "scored_pairs.parquet"
+HASHES_FILE = "scored_records.parquet"
+SCORED_META_FILE = "scored_pairs.meta.json"
+# Rows of the model input whose content changed since the last night (or are new).
+CHANGED = "is_changed"
 
 
 def _q(column: str, side: str) -> str:
@@ -39,8 +48,13 @@ def _eq(column: str) -> str:
 
 
 def _level(sql: str, label: str, m: float, u: float, **extra) -> dict:
-    return {"sql_condition": sql, "label_for_charts": label, "m_probability": m,
-            "u_probability": u, **extra}
+    return {
+        "sql_condition": sql,
+        "label_for_charts": label,
+        "m_probability": m,
+        "u_probability": u,
+        **extra,
+    }
 
 
 def _null(*columns: str) -> dict:
@@ -67,8 +81,12 @@ def _comparison(name: str, kind: str, tf: bool) -> dict:
         levels = [
             _null(name),
             _level(_eq(name), "exact", 0.82, 0.008, **tf_args),
-            _level(f"list_has_any({_q(name + '_canon', 'l')}, {_q(name + '_canon', 'r')})",
-                   "nickname", 0.06, 0.001),
+            _level(
+                f"list_has_any({_q(name + '_canon', 'l')}, {_q(name + '_canon', 'r')})",
+                "nickname",
+                0.06,
+                0.001,
+            ),
             _level(_SWAPPED, "swapped with last name", 0.02, 0.0002),
             _level(_jw(name, 0.92), "jaro-winkler >= 0.92", 0.05, 0.003),
             _level(_jw(name, 0.8), "jaro-winkler >= 0.8", 0.02, 0.02),
@@ -119,11 +137,29 @@ def _comparison(name: str, kind: str, tf: bool) -> dict:
         street, number, postcode = f"{name}_street", f"{name}_number", f"{name}_postcode"
         levels = [
             _null(postcode),
-            _level(f"{_eq(street)} AND {_eq(number)} AND {_eq(postcode)}", "same address",
-                   0.55, 0.0008),
+            _level(
+                f"{_eq(street)} AND {_eq(number)} AND {_eq(postcode)}", "same address", 0.55, 0.0008
+            ),
             _level(f"{_eq(street)} AND {_eq(postcode)}", "same street", 0.08, 0.004),
+            # A typed street name (a letter swapped or dropped, words run together) and
+            # a mistyped postcode are the errors a clerk makes; neither is a move.
+            _level(f"{_jw(street, 0.9)} AND {_eq(postcode)}", "similar street", 0.04, 0.002),
+            _level(
+                f"{_eq(street)} AND {_eq(number)}",
+                "same street and number, other postcode",
+                0.03,
+                0.0001,
+            ),
             _level(_eq(postcode), "same postcode", 0.17, 0.06),
             _level("ELSE", "different postcode", 0.2, 0.9352),
+        ]
+    elif kind == "person_id":
+        left, right = _q(name, "l"), _q(name, "r")
+        levels = [
+            _null(name),
+            _level(_eq(name), "exact", 0.9, 0.0001, **tf_args),
+            _level(f"damerau_levenshtein({left}, {right}) <= 1", "one typo", 0.07, 0.001),
+            _level("ELSE", "different", 0.03, 0.9989),
         ]
     elif kind in ("postcode", "exact"):
         levels = [
@@ -136,12 +172,59 @@ def _comparison(name: str, kind: str, tf: bool) -> dict:
     return {"output_column_name": name, "comparison_levels": levels}
 
 
-def block_columns(config: MatchingConfig, rule: list[str]) -> list[str]:
-    """Model columns of one blocking rule (an address blocks on its postcode)."""
-    return [
+def block_columns(config: MatchingConfig, rule: list[str], predict: bool = False) -> list[str]:
+    """Model columns of one blocking rule (an address blocks on its postcode).
+
+    For predictions, a rule holding both the first and the last name blocks on the
+    unordered pair of the two (``name_set``), so records whose names were swapped in
+    one system meet. Training keeps the plain columns: Splink leaves the compared
+    columns of an EM rule untrained, which it can only see by name.
+    """
+    columns = [
         f"{attr}_postcode" if config.attributes[attr].comparison == "address" else attr
         for attr in rule
     ]
+    names = {config.attribute_of("first_name"), config.attribute_of("last_name")}
+    if predict and None not in names and names <= set(rule):
+        columns = [column for column in columns if column not in names] + ["name_set"]
+    return columns
+
+
+def prediction_rules(config: MatchingConfig, changed_only: bool = False) -> list:
+    """The blocking rules of ``linker.inference.predict``.
+
+    ``changed_only``: only pairs in which at least one record is new or changed.
+    """
+    rules = [block_on(*block_columns(config, rule, predict=True)) for rule in config.blocking_rules]
+    if changed_only:
+        changed = CustomRule(f'(l."{CHANGED}" OR r."{CHANGED}")')
+        rules = [And(rule, changed) for rule in rules]
+    return rules
+
+
+def count_blocked_pairs(
+    con: duckdb.DuckDBPyConnection, table: str, config: MatchingConfig, changed_only: bool
+) -> int:
+    """How many pairs the prediction rules hand to the model (what predict scores).
+
+    Like Splink, a pair is counted once, for the first rule that blocks it.
+    """
+    earlier: list[str] = []
+    total = 0
+    for rule in config.blocking_rules:
+        columns = block_columns(config, rule, predict=True)
+        condition = " AND ".join(f'l."{c}" = r."{c}"' for c in columns)
+        where = ["l.unique_id < r.unique_id"]
+        where += [f"NOT coalesce({e}, false)" for e in earlier]
+        if changed_only:
+            where.append(f'(l."{CHANGED}" OR r."{CHANGED}")')
+        sql = (
+            f"select count(*) from {table} as l inner join {table} as r on {condition} "
+            f"where {' AND '.join(where)}"
+        )
+        total += con.execute(sql).fetchall()[0][0]
+        earlier.append(f"({condition})")
+    return total
 
 
 def settings_dict(config: MatchingConfig) -> dict:
@@ -149,15 +232,14 @@ def settings_dict(config: MatchingConfig) -> dict:
     return {
         "link_type": "dedupe_only",
         "unique_id_column_name": "unique_id",
-        "probability_two_random_records_match":
-            config.training.probability_two_random_records_match,
+        "probability_two_random_records_match": (
+            config.training.probability_two_random_records_match
+        ),
         "comparisons": [
             _comparison(name, attr.comparison, attr.tf_adjustment)
             for name, attr in config.attributes.items()
         ],
-        "blocking_rules_to_generate_predictions": [
-            block_on(*block_columns(config, rule)) for rule in config.blocking_rules
-        ],
+        "blocking_rules_to_generate_predictions": prediction_rules(config),
         "retain_matching_columns": True,  # needed for the gamma (level) columns
         "retain_intermediate_calculation_columns": True,
         "additional_columns_to_retain": [],
@@ -169,9 +251,18 @@ def fingerprint(config: MatchingConfig) -> str:
     relevant = {
         "attributes": {k: v.model_dump() for k, v in config.attributes.items()},
         "em": config.training.em_blocking_rules,
-        "version": 4,
+        "version": 5,  # bumped when comparison levels change: saved models are retrained
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+PAIR_SCHEMA = {
+    "unique_id_l": pl.Utf8,
+    "unique_id_r": pl.Utf8,
+    "match_weight": pl.Float64,
+    "match_probability": pl.Float64,
+    "evidence": pl.Utf8,
+}
 
 
 @dataclass
@@ -180,7 +271,58 @@ class ModelRun:
 
     pairs: pl.DataFrame  # unique_id_l, unique_id_r, match_weight, match_probability, evidence
     model: str  # "reused", "trained" or "priors"
-    n_compared: int
+    n_compared: int  # candidate pairs the model scored this run
+    incremental: bool = False  # only pairs with a new or changed record were scored
+    n_changed: int = 0  # records new or changed since the scored state (all on a full run)
+
+
+def record_hashes(frame: pl.DataFrame) -> pl.DataFrame:
+    """unique_id and a hash of everything the model compares of that record."""
+    content = frame.drop("unique_id").select(
+        pl.col(name).cast(pl.List(pl.Utf8)).list.join("\x1f")
+        if frame.schema[name].is_nested()
+        else pl.col(name).cast(pl.Utf8)
+        for name in frame.columns
+        if name != "unique_id"
+    )
+    joined = content.select(
+        pl.concat_str(pl.all().fill_null("\x00"), separator="\x1e").alias("row")
+    )["row"]
+    digest = joined.map_elements(
+        lambda row: hashlib.blake2b(row.encode(), digest_size=8).hexdigest(), return_dtype=pl.Utf8
+    )
+    return pl.DataFrame({"unique_id": frame["unique_id"], "content_hash": digest})
+
+
+def _scoring_key(config: MatchingConfig, model_identity: str) -> str:
+    """What last night's scores depend on besides the records: model, config, versions."""
+    relevant = {
+        "model": model_identity,
+        "config": config.model_dump(mode="json", exclude={"training": {"retrain"}}),
+        "splink": splink.__version__,
+        "version": 1,
+    }
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _read_scored_state(state_dir: Path) -> tuple[str, pl.DataFrame, pl.DataFrame] | None:
+    paths = [state_dir / SCORED_META_FILE, state_dir / HASHES_FILE, state_dir / PAIRS_FILE]
+    if not all(path.exists() for path in paths):
+        return None
+    key = json.loads(paths[0].read_text()).get("key", "")
+    return key, pl.read_parquet(paths[1]), pl.read_parquet(paths[2])
+
+
+def _write_scored_state(
+    state_dir: Path, key: str, hashes: pl.DataFrame, pairs: pl.DataFrame
+) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    # The meta file goes last and is removed first: a crash in between leaves no
+    # state that claims to match, so the next night re-scores everything.
+    (state_dir / SCORED_META_FILE).unlink(missing_ok=True)
+    hashes.write_parquet(state_dir / HASHES_FILE)
+    pairs.write_parquet(state_dir / PAIRS_FILE)
+    (state_dir / SCORED_META_FILE).write_text(json.dumps({"key": key}))
 
 
 def _evidence(linker: Linker, frame: pl.DataFrame) -> pl.Series:
@@ -214,52 +356,91 @@ def score_pairs(
     config: MatchingConfig,
     state_dir: Path,
     retrain: bool | None = None,
+    incremental: bool = True,
 ) -> ModelRun:
-    """Train or load the model, then score the blocked candidate pairs above the threshold."""
+    """Train or load the model, then score the blocked candidate pairs above the threshold.
+
+    Incremental (the default when possible): when the model and the configuration are
+    those of the last run's scored state, only pairs in which at least one record is
+    new or changed (by content hash of its model input) are scored; the stored scores
+    of the other pairs are kept, those of removed or changed records dropped. A
+    retrained model, a changed configuration or a missing state scores every pair.
+    """
     retrain = config.training.retrain if retrain is None else retrain
     model_path = state_dir / MODEL_FILE
     meta_path = state_dir / META_FILE
     print_ = fingerprint(config)
+    hashes = record_hashes(frame)
+    previous = _read_scored_state(state_dir) if incremental else None
+    if previous is None:
+        changed = pl.Series(CHANGED, [True] * len(frame), dtype=pl.Boolean)
+    else:
+        known = hashes.join(previous[1], on=["unique_id", "content_hash"], how="semi")
+        changed = ~hashes["unique_id"].is_in(known["unique_id"].implode()).alias(CHANGED)
     con = duckdb.connect(":memory:")
     try:
         db_api = DuckDBAPI(con)
-        sdf = db_api.register(frame.to_arrow(), table_name="identity_input")
+        model_input = frame.with_columns(changed.alias(CHANGED)).to_arrow()
+        sdf = db_api.register(model_input, table_name="identity_input")
         reusable = (
             not retrain
             and model_path.exists()
             and meta_path.exists()
             and json.loads(meta_path.read_text()).get("fingerprint") == print_
         )
-        if reusable:
-            model = json.loads(model_path.read_text())
-            # The saved model carries the parameters; the rules follow today's config.
-            model["blocking_rules_to_generate_predictions"] = [
-                block_on(*block_columns(config, r)) for r in config.blocking_rules
-            ]
+        if reusable or len(frame) < config.training.min_records:
+            identity = hashlib.sha256(model_path.read_bytes()).hexdigest() if reusable else "priors"
+            key = _scoring_key(config, identity)
+            only_changed = previous is not None and previous[0] == key and not retrain
+            if reusable:
+                model = json.loads(model_path.read_text())
+                # The saved model carries the parameters; the rules follow today's config.
+                model["blocking_rules_to_generate_predictions"] = prediction_rules(
+                    config, only_changed
+                )
+                mode = "reused"
+            else:
+                model = settings_dict(config)
+                model["blocking_rules_to_generate_predictions"] = prediction_rules(
+                    config, only_changed
+                )
+                mode = "priors"
             linker = Linker(sdf, model, log_level=None)
-            mode = "reused"
         else:
+            only_changed = False
             linker = Linker(sdf, settings_dict(config), log_level=None)
-            mode = "priors"
-            if len(frame) >= config.training.min_records:
-                mode = _train(linker, config, model_path, meta_path, print_)
+            mode = _train(linker, config, model_path, meta_path, print_)
+            identity = (
+                hashlib.sha256(model_path.read_bytes()).hexdigest()
+                if mode == "trained"
+                else "priors"
+            )
+            key = _scoring_key(config, identity)
+        con.register("_identity_count_input", model_input)
+        n_compared = count_blocked_pairs(con, "_identity_count_input", config, only_changed)
         predictions = linker.inference.predict(**config.thresholds.splink_kwargs())
         scored = pl.from_arrow(predictions.as_pyarrow_table())
-        n_compared = len(scored)
-        if not n_compared:
-            empty = pl.DataFrame(
-                schema={"unique_id_l": pl.Utf8, "unique_id_r": pl.Utf8,
-                        "match_weight": pl.Float64, "match_probability": pl.Float64,
-                        "evidence": pl.Utf8}
+        if len(scored):
+            scored = scored.with_columns(_evidence(linker, scored))
+            pairs = scored.select(
+                pl.col("unique_id_l").cast(pl.Utf8),
+                pl.col("unique_id_r").cast(pl.Utf8),
+                pl.col("match_weight").cast(pl.Float64),
+                pl.col("match_probability").cast(pl.Float64),
+                "evidence",
             )
-            return ModelRun(empty, mode, 0)
-        scored = scored.with_columns(_evidence(linker, scored))
-        pairs = scored.select(
-            pl.col("unique_id_l").cast(pl.Utf8), pl.col("unique_id_r").cast(pl.Utf8),
-            pl.col("match_weight").cast(pl.Float64),
-            pl.col("match_probability").cast(pl.Float64), "evidence",
-        )
-        return ModelRun(pairs, mode, n_compared)
+        else:
+            pairs = pl.DataFrame(schema=PAIR_SCHEMA)
+        if only_changed:
+            assert previous is not None
+            kept_ids = hashes.filter(~changed)["unique_id"].implode()
+            kept = previous[2].filter(
+                pl.col("unique_id_l").is_in(kept_ids) & pl.col("unique_id_r").is_in(kept_ids)
+            )
+            pairs = pl.concat([kept.select(list(PAIR_SCHEMA)), pairs])
+        pairs = pairs.sort("unique_id_l", "unique_id_r")
+        _write_scored_state(state_dir, key, hashes, pairs)
+        return ModelRun(pairs, mode, n_compared, only_changed, int(changed.sum()))
     finally:
         con.close()
 
