@@ -22,7 +22,7 @@ from cdp_pipeline.ingest.config import (
     load_sources_config,
     sources_by_kind,
 )
-from cdp_pipeline.ingest.definitions import build_ingest_assets, defs
+from cdp_pipeline.ingest.definitions import build_day_jobs, build_ingest_assets, defs
 from cdp_pipeline.ingest.kinds import KINDS, LINEAGE_COLUMNS
 from cdp_pipeline.resources import LandingResource, WarehouseResource
 
@@ -354,6 +354,107 @@ def test_web_events_invalid_lines_and_cross_file_duplicates(platform: Platform) 
         "select _extra->>'$.sentAt' from raw.web_events where _file like '%2025-11-30%' "
         "and _extra is not null"
     ) == [("2025-11-30T11:00:01+01:00",)]
+
+
+def _event(message_id: str, timestamp: str, name: str = "Agenda") -> str:
+    return (
+        f'{{"messageId": "{message_id}", "type": "page", "anonymousId": "c-1", '
+        f'"name": "{name}", "timestamp": "{timestamp}"}}\n'
+    )
+
+
+def _run_day(platform: Platform, day: str) -> dg.ExecuteInProcessResult:
+    """One partition of the web_events_days job: what each run of a UI backfill executes."""
+    job_defs = dg.Definitions(
+        jobs=build_day_jobs(),
+        resources={
+            "warehouse": WarehouseResource(database=str(platform.warehouse)),
+            "landing": LandingResource(directory=str(platform.landing)),
+        },
+    )
+    return job_defs.resolve_job_def("web_events_days").execute_in_process(partition_key=day)
+
+
+def test_web_events_backfill_of_two_brussels_days_rewrites_exactly_those_days(
+    platform: Platform,
+) -> None:
+    files = {
+        "2025-11-28": [_event("a28", "2025-11-28T10:00:00Z")],
+        "2025-11-29": [
+            _event("a29", "2025-11-29T10:00:00Z"),
+            # Late: 22:30 UTC on the 28th is still the 28th in Brussels.
+            _event("late28", "2025-11-28T22:30:00Z"),
+            # 23:30 UTC on the 29th is already the 30th in Brussels.
+            _event("early30", "2025-11-29T23:30:00Z"),
+            _event("a29", "2025-11-29T10:00:00Z"),  # a client retry: kept once
+            "{not json\n",
+        ],
+        "2025-11-30": [
+            _event("a30", "2025-11-30T10:00:00Z"),
+            _event("late29", "2025-11-29T20:00Z"),
+        ],
+        "2025-12-01": [
+            _event("a01", "2025-12-01T10:00:00Z"),
+            _event("late30", "2025-11-30T11:00Z"),
+        ],
+    }
+    for day, lines in files.items():
+        target = platform.landing / "web_events" / f"{day}.jsonl"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("".join(lines), encoding="utf-8")
+    platform.run(only=["web_events"])
+    row_sql = (
+        "select message_id, _file, _line, _file_hash, event_date::varchar, event_name, "
+        "_loaded_at from raw.web_events order by message_id"
+    )
+    before = {r[0]: r for r in platform.query(row_sql)}
+    assert {m: r[4] for m, r in before.items()} == {
+        "a28": "2025-11-28",
+        "late28": "2025-11-28",
+        "a29": "2025-11-29",
+        "late29": "2025-11-29",
+        "early30": "2025-11-30",
+        "a30": "2025-11-30",
+        "late30": "2025-11-30",
+        "a01": "2025-12-01",
+    }
+    quarantine = platform.query("select file, line, reason from raw._quarantine")
+
+    for day in ("2025-11-29", "2025-11-30"):
+        result = _run_day(platform, day)
+        assert result.success
+        mats = result.asset_materializations_for_node("reload_web_events_day")
+        assert [m.asset_key for m in mats] == [dg.AssetKey(["raw", "web_events"])]
+        assert mats[0].metadata["brussels_day"].value == day
+
+    after = {r[0]: r for r in platform.query(row_sql)}
+    rewritten = {m for m in after if after[m][6] != before[m][6]}
+    # Exactly the rows of the two days, wherever they were delivered, and nothing else.
+    assert rewritten == {"a29", "late29", "early30", "a30", "late30"}
+    assert {m: r[:6] for m, r in after.items()} == {m: r[:6] for m, r in before.items()}
+    assert platform.query("select file, line, reason from raw._quarantine") == quarantine
+    assert platform.query(
+        "select file, status, rows_read, rows_loaded, rows_quarantined from raw._files "
+        "where status = 'replaced' order by loaded_at, file"
+    ) == [
+        ("web_events/2025-11-29.jsonl", "replaced", 4, 3, 1),
+        ("web_events/2025-11-30.jsonl", "replaced", 2, 2, 0),
+        ("web_events/2025-11-29.jsonl", "replaced", 4, 3, 1),
+        ("web_events/2025-11-30.jsonl", "replaced", 2, 2, 0),
+        ("web_events/2025-12-01.jsonl", "replaced", 2, 2, 0),
+    ]
+
+    # A corrected file is reloaded whole, so none of its stale rows survive.
+    (platform.landing / "web_events" / "2025-11-30.jsonl").write_text(
+        _event("a30", "2025-11-30T10:00:00Z", name="Home"), encoding="utf-8"
+    )
+    assert _run_day(platform, "2025-11-30").success
+    assert platform.query(
+        "select message_id, event_name from raw.web_events "
+        "where _file = 'web_events/2025-11-30.jsonl'"
+    ) == [("a30", "Home")]
+    # The nightly run afterwards finds nothing new: the day job kept the load log current.
+    assert metadata(platform.run(only=["web_events"]), "web_events")["files_unchanged"] == 4
 
 
 # ------------------------------------------------------------ idempotence, replace

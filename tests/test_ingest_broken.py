@@ -115,6 +115,29 @@ CASES = [
         loaded=["T-1"],
         quarantined=[(3, "OrderDatum", "31/02/2025 10:00", "(expected %d/%m/%Y %H:%M)")],
     ),
+    Case(
+        # Real Windows-1252: '€', '’', '“', 'Œ' are bytes 0x80-0x9F, where Latin-1 differs.
+        "ticketing_cp1252_euro_and_quotes.csv",
+        loaded=["T-1", "T-3"],
+        quarantined=[(3, "BedragEUR", "€ 54", "cannot convert amount_eur to decimal")],
+    ),
+    Case(
+        "ticketing_cp1252_undefined_byte.csv",
+        status="rejected",
+        message=["not valid cp1252 at byte offset 357 (byte 0x81)", "nothing loaded"],
+    ),
+    Case(
+        # Blank lines and CRLF endings: the lines after them keep their physical numbers.
+        "email_events_blank_lines_and_wrong_date.jsonl",
+        loaded=["open", "bounce"],
+        quarantined=[(3, "ts", "28/11/2025 19:02", "cannot convert occurred_at to timestamp")],
+    ),
+    Case(
+        "email_events_wrong_date_format.jsonl",
+        loaded=["sent", "unsubscribe"],
+        quarantined=[(2, "ts", "28-11-2025 08:30", "cannot convert occurred_at to timestamp")],
+        message=["unmapped field(s) kept in _extra: reason"],
+    ),
     Case("ticketing_dst_spring_forward.csv", loaded=["T-1", "T-2", "T-3"]),
     Case("ticketing_dst_fall_back.csv", loaded=["T-1", "T-2", "T-3", "T-4"]),
 ]
@@ -229,6 +252,21 @@ def test_corpus_run_keeps_healthy_sources_and_flags_drift(corpus_run: CorpusRun)
         "select request_id, _extra->>'$.channel' from raw.privacy_requests "
         "where _file like '%extra_column%' order by _line"
     ) == [("PR-1", "webform"), ("PR-2", None)]
+
+
+def test_windows_1252_characters_arrive_as_themselves(corpus_run: CorpusRun) -> None:
+    rel = "ticketing/ticketing_cp1252_euro_and_quotes.csv"
+    assert corpus_run.query(
+        "select first_name, last_name, event_name from raw.ticket_orders where _file = ? "
+        "order by _line",
+        [rel],
+    ) == [
+        ("Hélène", "D’Hondt", "Rock’n’roll – € 5 korting"),
+        ("Zoë", "Œzdemir", "“Jazz” in de Singel"),
+    ]
+    # The quarantined record keeps its raw text, decoded as Windows-1252 too.
+    raw = corpus_run.query("select raw_record from raw._quarantine where file = ?", [rel])
+    assert raw[0][0].startswith("T-2;") and "€ 54" in raw[0][0]
 
 
 def test_dst_nights_follow_the_documented_rule(corpus_run: CorpusRun) -> None:
