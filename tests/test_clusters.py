@@ -11,6 +11,7 @@ from cdp_pipeline.segments.clusters import (
     NotEnoughProfiles,
     auto_segment_names,
     cluster_profiles,
+    fit_sample,
     previous_from_frames,
 )
 
@@ -80,6 +81,25 @@ def test_labels_survive_a_rerun_with_a_few_changed_profiles() -> None:
     assert (second.clusters["matched_overlap"] >= 0.75).all()
     # Without the previous run's memory the same data could come out in another order.
     assert set(after.values()) == set(auto_segment_names())
+
+
+def test_a_fit_on_a_sample_labels_everyone_and_keeps_labels() -> None:
+    traits = _traits(60, seed=1)
+    full = cluster_profiles(traits, previous=None)
+    sampled = cluster_profiles(traits, previous=None, fit_size=120)
+    assert len(sampled.assignments) == 360
+    # Same people together as with the full fit (the kinds are well apart).
+    pairs = pd.crosstab(full.assignments["segment"], sampled.assignments["segment"])
+    assert ((pairs > 0).sum(axis=1) == 1).all()
+    # The sample is picked by id hash: the same profiles again, whatever the row order.
+    shuffled = traits.sample(frac=1.0, random_state=5)["profile_id"].reset_index(drop=True)
+    picked = set(traits["profile_id"].iloc[fit_sample(traits["profile_id"], 120)])
+    assert picked == set(shuffled.iloc[fit_sample(shuffled, 120)])
+    again = cluster_profiles(
+        traits, previous_from_frames(sampled.assignments, sampled.clusters), fit_size=120
+    )
+    assert again.assignments["segment"].tolist() == sampled.assignments["segment"].tolist()
+    assert (again.clusters["matched_overlap"] == 1.0).all()
 
 
 def test_labels_follow_members_not_cluster_order() -> None:

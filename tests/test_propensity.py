@@ -11,13 +11,14 @@ import pytest
 
 from cdp_pipeline.resources import WarehouseResource
 from cdp_pipeline.segments.definitions import propensity_scores
-from cdp_pipeline.segments.features import FEATURES, features_at, training_frame
+from cdp_pipeline.segments.features import FEATURES, feature_batches, features_at, training_frame
 from cdp_pipeline.segments.propensity import (
     MinimumData,
     NotEnoughData,
     deciles,
     model_card,
     reference_time,
+    sample_training,
     train_and_score,
 )
 
@@ -184,3 +185,52 @@ def test_deciles_are_equal_sized_and_ordered() -> None:
     result = deciles(scores)
     assert np.bincount(result)[1:].tolist() == [3] * 10
     assert result[scores.argmax()] == 10 and result[scores.argmin()] == 1
+
+
+def test_feature_batches_hold_the_rows_of_features_at(population: Path) -> None:
+    cutoff = reference_time(AS_OF) - timedelta(days=30)
+    with duckdb.connect(str(population), read_only=True) as con:
+        frame = features_at(con, cutoff)
+        batches = list(feature_batches(con, cutoff, batch_rows=250))
+    assert [len(ids) for ids, _ in batches] == [250, 250, 250, 250, 80]
+    ids = np.concatenate([ids for ids, _ in batches])
+    matrix = np.vstack([matrix for _, matrix in batches])
+    assert ids.tolist() == frame["profile_id"].tolist()
+    np.testing.assert_array_equal(matrix, frame[list(FEATURES)].to_numpy(dtype=float))
+
+
+def test_training_sample_keeps_the_class_balance_in_its_weights() -> None:
+    frame = pd.DataFrame({"label": [True] * 30 + [False] * 970, "x": range(1000)})
+    sample = sample_training(frame, max_positives=100, max_negatives=200)
+    assert int(sample["label"].sum()) == 30 and int((~sample["label"]).sum()) == 200
+    assert (sample.loc[sample["label"], "weight"] == 1.0).all()
+    assert np.isclose(sample.loc[~sample["label"], "weight"].sum(), 970)
+    assert sample.equals(sample_training(frame, max_positives=100, max_negatives=200))
+    assert sample_training(frame, 1000, 1000)["weight"].eq(1.0).all()
+
+
+def test_asset_writes_scores_and_reports_figures_with_a_plot(
+    population: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CDP_AS_OF_DATE", AS_OF.isoformat())
+    path = tmp_path / "copy.duckdb"
+    path.write_bytes(population.read_bytes())
+    result = dg.materialize(
+        [propensity_scores], resources={"warehouse": WarehouseResource(database=str(path))}
+    )
+    (materialization,) = result.asset_materializations_for_node("ml__propensity_scores")
+    metadata = materialization.metadata
+    assert metadata["trained"].value == ["newsletter_click", "ticket_purchase_30d"]
+    for model in ("ticket_purchase_30d", "newsletter_click"):
+        assert metadata[f"{model}/auc"].value > metadata[f"{model}/auc_recency_rule"].value - 0.05
+        assert metadata[f"{model}/plot"].value.startswith(f"![{model} calibration and lift](")
+        card = metadata[f"{model}/model_card"].value
+        assert "Reliability (test set)" in card and "| `clicks_90d` |" in card
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.execute(
+            "select model, count(*), min(decile), max(decile) from ml.propensity_scores"
+            " group by model order by model"
+        ).fetchall()
+        statuses = con.execute("select status from ml.propensity_evaluations").fetchall()
+    assert rows == [("newsletter_click", 1080, 1, 10), ("ticket_purchase_30d", 1080, 1, 10)]
+    assert statuses == [("trained",), ("trained",)]

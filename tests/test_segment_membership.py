@@ -23,7 +23,7 @@ from fixtures.warehouse_fixture import (
     build_warehouse,
 )
 
-from cdp_pipeline.segments.compiler import compile_segments
+from cdp_pipeline.segments.compiler import compile_segments, trait_types
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 
@@ -35,14 +35,19 @@ SEGMENTS: dict[str, dict] = {
         {"trait": "district", "value": "Deurne"},
         {"not": {"trait": "age_band", "value": "0-17"}},
     ]},
+    "t_concert_or_sport": {"trait": "favourite_category", "op": "in",
+                           "value": ["concert", "sport"]},
+    "t_clicked_this_year": {"trait": "last_email_click_at", "op": "within_days", "value": 365},
     "t_concert_90d": {"event": "ticket_purchase", "category": ["concert"], "within_days": 90},
     "t_repeat_culture": {"event": "ticket_purchase", "category_group": "culture",
                          "min_count": 2},
     "t_wishlist_no_buy": {"event": "wishlist_add", "within_days": 60,
                           "not_followed_by": {"event": "ticket_purchase", "within_days": 7}},
     "t_email_ok": {"consent": "email_marketing"},
+    "t_email_withdrawn": {"consent": "email_marketing", "status": "withdrawn"},
     "t_lapsed_member": {"segment": "culture_lapsed_buyers"},
     "t_top_buyers": {"propensity": "ticket_purchase_30d", "top_percent": 20},
+    "t_top_clickers": {"propensity": "newsletter_click", "min_decile": 10},
     "t_combined": {"all": [
         {"any": [{"segment": "t_lapsed_member"}, {"segment": "t_top_buyers"}]},
         {"not": {"trait": "favourite_category", "value": "theater"}},
@@ -54,13 +59,20 @@ EXPECTED: dict[str, set[str]] = {
     "t_concert_fans": {"P-HELENE", "P-ELS"},
     "t_parents": {"P-AN", "P-BART"},
     "t_deurne_adults": {"P-BART"},
+    "t_concert_or_sport": {"P-HELENE", "P-ELS", "P-PIET"},
+    # The clicks of 2025-11-28: Karim, Hélène, and Tom (the subscriber of the shared
+    # address Els bought with).
+    "t_clicked_this_year": {"P-KARIM", "P-HELENE", "P-TOM"},
     "t_concert_90d": {"P-ELS"},
     "t_repeat_culture": {"P-JAN"},
     # Karim never bought EV-1; Jan bought it 2 days after; An's add is too recent to tell.
     "t_wishlist_no_buy": {"P-KARIM"},
     "t_email_ok": {"P-KARIM", "P-TOM"},
+    # An granted on her account and withdrew on her e-mail address later.
+    "t_email_withdrawn": {"P-AN"},
     "t_lapsed_member": {"P-HELENE"},
     "t_top_buyers": {"P-JAN", "P-ELS"},
+    "t_top_clickers": {"P-KARIM"},
     "t_combined": {"P-HELENE", "P-ELS"},
     "auto_1": {"P-AN"},
 }
@@ -176,4 +188,6 @@ def test_traits_hold_no_personal_data(warehouse: Path) -> None:
             " from marts.profile_traits where profile_id = 'P-AN'"
         ).fetchone()
     assert not columns & {"email", "phone", "first_name", "last_name", "birth_date", "postcode"}
+    # Every column is documented (with the data_type the compiler checks conditions with).
+    assert columns == set(trait_types(DBT_PROJECT_DIR / "models/traits/_traits__models.yml"))
     assert an == ("Antwerpen", "35-44", True, 1, 1, 1, "withdrawn")

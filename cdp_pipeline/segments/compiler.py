@@ -4,7 +4,7 @@
 (pydantic, then names of traits, events, consents, segments and models) and writes:
 
 * ``dbt_project/models/segments/generated/seg_<name>.sql`` per YAML segment, and
-  ``seg_auto_<n>.sql`` per automatic segment slot (``clusters.N_CLUSTERS``);
+  ``seg_auto_<n>.sql`` per automatic segment slot (``catalog.N_CLUSTERS``);
 * ``dbt_project/models/segments/generated/_generated__models.yml``: their meta and tests;
 * the list between the markers of var ``segments`` in ``dbt_project/dbt_project.yml``:
   every ``seg_*.sql`` of ``models/segments`` (hand-written) and of ``generated/``, so that
@@ -26,8 +26,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from cdp_pipeline.segments.clusters import N_CLUSTERS, auto_segment_names
-from cdp_pipeline.segments.features import PROPENSITY_MODELS
+from cdp_pipeline.segments.catalog import N_CLUSTERS, PROPENSITY_MODELS, auto_segment_names
 from cdp_pipeline.segments.spec import (
     AllCondition,
     AnyCondition,
@@ -492,22 +491,15 @@ def segment_sql(spec: SegmentSpec, source: str, types: dict[str, str]) -> str:
 
 
 def auto_segment_sql(name: str) -> str:
-    """The dbt model of one automatic segment slot: its members in ml.auto_segments."""
+    """The dbt model of one automatic segment slot: its members in ml.auto_segments.
+
+    The SQL is the macro auto_segment_members (dbt_project/macros), the same for every
+    slot; the model file only names the slot.
+    """
     return (
         HEADER.format(source="the automatic segments (cdp_pipeline/segments/clusters.py)")
-        + f"-- Members of automatic segment {name}: profiles the clustering asset put in\n"
-        "-- that cluster (ml.auto_segments); profiles merged away since are dropped.\n"
-        "with\n\n"
-        "profiles as (\n\n    select * from {{ ref('profiles') }}\n\n),\n\n"
-        "auto_segments as (\n\n    select * from {{ ml_source('auto_segments') }}\n\n),\n\n"
-        "final as (\n\n"
-        "    select distinct profiles.profile_id\n"
-        "    from auto_segments\n"
-        "    inner join profiles\n"
-        "        on auto_segments.profile_id = profiles.profile_id\n"
-        f"    where auto_segments.segment = '{name}'\n\n"
-        ")\n\n"
-        "select * from final\n"
+        + f"-- Members of automatic segment {name} (macro auto_segment_members).\n"
+        + f"{{{{ auto_segment_members('{name}') }}}}\n"
     )
 
 

@@ -7,27 +7,22 @@ marts.profile_traits / marts.interactions / marts.consent_state and write the sc
 """
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import duckdb
 
 from cdp_pipeline.resources import WarehouseResource
-from cdp_pipeline.segments.clusters import (
-    TRAITS_SQL,
-    NotEnoughProfiles,
-    cluster_profiles,
-    previous_from_frames,
-)
-from cdp_pipeline.segments.features import PROPENSITY_MODELS
-from cdp_pipeline.segments.membership import segment_size_history, segment_states
-from cdp_pipeline.segments.plots import propensity_markdown, size_history_markdown
-from cdp_pipeline.segments.propensity import (
-    ModelResult,
-    NotEnoughData,
-    model_card,
-    train_and_score,
-)
+from cdp_pipeline.segments.catalog import PROPENSITY_MODELS
 from cdp_pipeline.settings import get_settings
+
+if TYPE_CHECKING:
+    from cdp_pipeline.segments.propensity import ModelResult
+
+# The modules behind the assets (pandas, pyarrow, scikit-learn, SciPy, matplotlib) are
+# imported inside the asset functions: this module is imported at every load of the
+# Dagster definitions, and `python -X importtime -c "import cdp_pipeline.definitions"`
+# counted 4325 modules with them and 2842 without.
 
 SEGMENT_SUMMARY_KEY = dg.AssetKey(["segments", "segment_summary"])
 FINGERPRINTS_METADATA_KEY = "fingerprints"
@@ -68,6 +63,9 @@ def segment_summary(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     """Size, entries and exits of every segment after tonight's run."""
+    from cdp_pipeline.segments.membership import segment_size_history, segment_states
+    from cdp_pipeline.segments.plots import size_history_markdown
+
     with warehouse.connect(read_only=True) as con:
         states = segment_states(con)
         history = segment_size_history(con)
@@ -109,6 +107,13 @@ def auto_segments(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     """Automatic segments: KMeans clusters of profile traits with stable labels auto_<n>."""
+    from cdp_pipeline.segments.clusters import (
+        TRAITS_SQL,
+        NotEnoughProfiles,
+        cluster_profiles,
+        previous_from_frames,
+    )
+
     with warehouse.connect(read_only=True) as con:
         traits = con.execute(TRAITS_SQL).df()
         previous = None
@@ -171,7 +176,7 @@ def auto_segments(
 
 def _write_scores(
     con: duckdb.DuckDBPyConnection,
-    results: dict[str, ModelResult],
+    results: dict[str, "ModelResult"],
     problems: dict[str, str],
     as_of: datetime,
 ) -> None:
@@ -214,6 +219,9 @@ def propensity_scores(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     """Propensity to buy a ticket in 30 days and to click the next newsletter, per profile."""
+    from cdp_pipeline.segments.plots import propensity_markdown
+    from cdp_pipeline.segments.propensity import NotEnoughData, model_card, train_and_score
+
     as_of = get_settings().as_of_date
     results: dict[str, ModelResult] = {}
     problems: dict[str, str] = {}

@@ -9,23 +9,16 @@ No sensitive attribute is a feature: nothing about gender, origin, age or addres
 behaviour (tickets, registrations, e-mail, web and app).
 """
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-# How far each label looks ahead: a month for a purchase; two weeks for "the next
-# newsletter" (lists send weekly or fortnightly, and the sample keeps about 4 months of
-# e-mail history, so a shorter window leaves room for a time split).
-LABEL_DAYS: dict[str, int] = {"ticket_purchase_30d": 30, "newsletter_click": 14}
-
-PROPENSITY_MODELS: dict[str, str] = {
-    "ticket_purchase_30d": "Buys a ticket (paid order) in the 30 days after the cut-off.",
-    "newsletter_click": (
-        "Clicks the first newsletter sent to the profile in the 14 days after the cut-off "
-        "(only profiles that were sent one are labelled)."
-    ),
-}
+from cdp_pipeline.segments.catalog import LABEL_DAYS, PROPENSITY_MODELS
 
 # name -> description; the model card lists them.
 FEATURES: dict[str, str] = {
@@ -163,10 +156,35 @@ def features_at(con: duckdb.DuckDBPyConnection, cutoff: datetime) -> pd.DataFram
     boosting model treats missing values as their own branch).
     """
     frame = con.execute(_FEATURES_SQL, {"cutoff": cutoff}).df()
-    counts = [c for c in FEATURES if not c.startswith("days_since") and "_rate_" not in c]
+    counts = [c for c in FEATURES if _is_count(c)]
     frame[counts] = frame[counts].fillna(0)
     frame[list(FEATURES)] = frame[list(FEATURES)].astype("float64")
     return frame
+
+
+def _is_count(name: str) -> bool:
+    return not name.startswith("days_since") and "_rate_" not in name
+
+
+def feature_batches(
+    con: duckdb.DuckDBPyConnection, cutoff: datetime, batch_rows: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The rows of ``features_at`` as (profile_ids, float matrix) per Arrow batch.
+
+    For scoring a million profiles: DuckDB streams Arrow record batches and each column
+    goes to numpy directly, with no data frame of the whole population in memory.
+    """
+    relation = con.sql(_FEATURES_SQL, params={"cutoff": cutoff})
+    reader = relation.to_arrow_reader(batch_rows)
+    for batch in reader:
+        matrix = np.empty((batch.num_rows, len(FEATURES)))
+        for index, name in enumerate(FEATURES):
+            column = pc.cast(batch.column(name), pa.float64())
+            if _is_count(name):
+                column = pc.fill_null(column, 0.0)
+            matrix[:, index] = column.to_numpy(zero_copy_only=False)
+        profile_ids = batch.column("profile_id").to_numpy(zero_copy_only=False)
+        yield profile_ids, matrix
 
 
 def labels_at(con: duckdb.DuckDBPyConnection, model: str, cutoff: datetime) -> pd.Series:
@@ -196,3 +214,6 @@ def training_frame(con: duckdb.DuckDBPyConnection, model: str, cutoff: datetime)
         frame["label"] = frame["profile_id"].map(labels).astype(bool)
     frame["cutoff"] = cutoff
     return frame
+
+
+__all__ = ["FEATURES", "LABEL_DAYS", "PROPENSITY_MODELS", "features_at", "training_frame"]

@@ -1,19 +1,34 @@
-"""Plots for asset metadata: PNG images embedded in Markdown (the Dagster UI renders them)."""
+"""Plots for asset metadata: PNG images embedded in Markdown (the Dagster UI renders them).
+
+matplotlib is imported when a plot is drawn, not with this module: the segment assets
+import it when the Dagster definitions load, which must stay light.
+"""
 
 import base64
 import io
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
+from cdp_pipeline.segments.propensity import Evaluation
 
-import matplotlib.pyplot as plt  # noqa: E402 - the backend is chosen before pyplot loads
-import pandas as pd  # noqa: E402
-
-from cdp_pipeline.segments.propensity import Evaluation  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
-def _markdown_image(figure: plt.Figure, title: str) -> str:
+def _pyplot() -> ModuleType:
+    """matplotlib.pyplot with the file-only Agg backend (no display on a server)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _markdown_image(figure: "Figure", title: str) -> str:
+    plt = _pyplot()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     plt.close(figure)
@@ -25,6 +40,7 @@ def size_history_markdown(history: pd.DataFrame, max_runs: int = 30) -> str:
     """Segment sizes per run (columns run_at, segment, size): a line plot and a table."""
     if history.empty:
         return "No segment membership yet."
+    plt = _pyplot()
     pivot = (
         history.pivot_table(
             index="run_at", columns="segment", values="size", aggfunc="sum", fill_value=0
@@ -51,6 +67,7 @@ def size_history_markdown(history: pd.DataFrame, max_runs: int = 30) -> str:
 
 def propensity_markdown(evaluation: Evaluation) -> str:
     """Reliability curve and lift per decile (model vs recency rule) of one model."""
+    plt = _pyplot()
     figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     reliability = evaluation.reliability
     left.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)

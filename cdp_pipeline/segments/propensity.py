@@ -6,32 +6,40 @@ For a reference time R (the day after the as-of date, 00:00 UTC):
   label window (30 days for tickets, 14 for the next newsletter);
 * the training set stacks earlier cut-offs (SPLITS: R - 60/90/120 days for tickets,
   R - 28/42/56 for newsletters) whose labels end by R - L, so no training label overlaps
-  the test period;
-* the model (HistGradientBoostingClassifier, seeded) is evaluated on the test set (AUC,
-  top-decile lift against the recency rule, Brier score, reliability table), then fitted
-  again on every cut-off and used to score the features at R.
+  the test period. Beyond TRAIN_CAP rows per class it is a seeded sample of each class,
+  weighted by the inverse of its sampling rate (probabilities stay calibrated);
+* the model (HistGradientBoostingClassifier, seeded) is fitted once on the training set,
+  evaluated on the test set (AUC, top-decile lift against the recency rule, Brier score,
+  reliability table) and that same model scores the features at R, read from DuckDB in
+  Arrow batches of SCORE_BATCH_ROWS. The figures in the metadata are those of the model
+  that scored.
 
 Before training, a minimum-data check (positives and negatives in the training and test
 sets) raises NotEnoughData with a message saying what is missing.
+
+scikit-learn is imported inside the functions that train and measure: this module is
+imported when the Dagster definitions load, which must stay light.
 """
 
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from cdp_pipeline.segments.features import (
     FEATURES,
     LABEL_DAYS,
     PROPENSITY_MODELS,
-    features_at,
+    feature_batches,
     training_frame,
 )
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import HistGradientBoostingClassifier
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +51,12 @@ SPLITS: dict[str, tuple[tuple[int, ...], int]] = {
     "newsletter_click": ((28, 42, 56), 14),
 }
 SEED = 20251201
+
+# Most training rows per class, over all cut-offs; a larger class is sampled down (seeded)
+# and weighted. TRAIN_CAP_NOTE
+TRAIN_CAP = {"positives": 100_000, "negatives": 200_000}
+# Profiles scored per Arrow batch: 100 000 x 24 float64 features is about 19 MB.
+SCORE_BATCH_ROWS = 100_000
 
 # Recency rule per model: the fewer days since this event, the likelier (the baseline).
 RECENCY_RULE = {
@@ -82,6 +96,7 @@ class Evaluation:
     brier_base_rate: float
     reliability: pd.DataFrame
     lift_by_decile: pd.DataFrame
+    n_fitted: int = 0
     feature_importance: dict[str, float] = field(default_factory=dict)
 
 
@@ -121,6 +136,28 @@ def check_minimum_data(
         )
 
 
+def sample_training(
+    frame: pd.DataFrame, max_positives: int, max_negatives: int, seed: int = SEED
+) -> pd.DataFrame:
+    """At most ``max_positives`` / ``max_negatives`` rows of each class, with a ``weight``.
+
+    A class larger than its cap is sampled uniformly (seeded); its rows weigh the inverse
+    of the sampling rate, so the weighted class balance, and with it the calibration of
+    the probabilities, is that of the full set.
+    """
+    rng = np.random.default_rng(seed)
+    labels = frame["label"].to_numpy(dtype=bool)
+    keep = np.ones(len(frame), dtype=bool)
+    weight = np.ones(len(frame))
+    for is_positive, cap in ((True, max_positives), (False, max_negatives)):
+        rows = np.flatnonzero(labels == is_positive)
+        if len(rows) > cap:
+            dropped = rng.choice(rows, size=len(rows) - cap, replace=False)
+            keep[dropped] = False
+            weight[rows] = len(rows) / cap
+    return frame.assign(weight=weight).loc[keep].reset_index(drop=True)
+
+
 def _matrix(frame: pd.DataFrame) -> np.ndarray:
     """The feature matrix; a column with no value at all becomes constant (no split on it)."""
     x = frame[list(FEATURES)].to_numpy(dtype=float, copy=True)
@@ -128,13 +165,15 @@ def _matrix(frame: pd.DataFrame) -> np.ndarray:
     return x
 
 
-def _classifier(n_positives: int) -> HistGradientBoostingClassifier:
+def _classifier(n_positives: int) -> "HistGradientBoostingClassifier":
     """Gradient boosting, shallower and more regularised when positives are few.
 
     On the 20 000-person sample the newsletter model has about 350 training positives: the
     default trees overfit them (test AUC 0.60, below the recency rule's 0.62); depth 3 with
     200 rows per leaf reaches 0.63.
     """
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
     if n_positives < 1000:
         return HistGradientBoostingClassifier(
             max_iter=100, learning_rate=0.03, max_depth=3, min_samples_leaf=200,
@@ -197,12 +236,30 @@ def _reliability(labels: np.ndarray, probabilities: np.ndarray, bins: int = 10) 
     return pd.DataFrame(rows)
 
 
-def evaluate(model: str, train: pd.DataFrame, test: pd.DataFrame) -> Evaluation:
-    """Fit on ``train``, measure on ``test`` (both with FEATURES and a boolean label)."""
+def _fit(train: pd.DataFrame) -> "HistGradientBoostingClassifier":
+    weight = train["weight"].to_numpy() if "weight" in train else None
     classifier = _classifier(int(train["label"].sum()))
-    x_train, y_train = _matrix(train), train["label"].to_numpy()
+    classifier.fit(_matrix(train), train["label"].to_numpy(), sample_weight=weight)
+    return classifier
+
+
+def evaluate(
+    model: str,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    classifier: "HistGradientBoostingClassifier | None" = None,
+) -> Evaluation:
+    """Measure on ``test`` the classifier fitted on ``train`` (fitted here when not given).
+
+    Both frames hold FEATURES and a boolean label; ``train`` may carry a sampling weight.
+    """
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    if classifier is None:
+        classifier = _fit(train)
+    y_train = train["label"].to_numpy()
+    weight = train["weight"].to_numpy() if "weight" in train else np.ones(len(train))
     x_test, y_test = _matrix(test), test["label"].to_numpy()
-    classifier.fit(x_train, y_train)
     probabilities = classifier.predict_proba(x_test)[:, 1]
     rule = _recency_score(test, model)
     lift = _lift(y_test, probabilities)
@@ -210,9 +267,9 @@ def evaluate(model: str, train: pd.DataFrame, test: pd.DataFrame) -> Evaluation:
     base = float(y_test.mean())
     return Evaluation(
         model=model,
-        n_train=len(train),
+        n_train=int(round(weight.sum())),
         n_test=len(test),
-        train_positive_rate=float(y_train.mean()),
+        train_positive_rate=float(np.average(y_train, weights=weight)),
         test_positive_rate=base,
         auc=float(roc_auc_score(y_test, probabilities)),
         auc_recency_rule=float(roc_auc_score(y_test, rule)),
@@ -222,7 +279,46 @@ def evaluate(model: str, train: pd.DataFrame, test: pd.DataFrame) -> Evaluation:
         brier_base_rate=float(brier_score_loss(y_test, np.full(len(y_test), base))),
         reliability=_reliability(y_test.astype(float), probabilities),
         lift_by_decile=lift.assign(lift_recency_rule=rule_lift["lift"].to_numpy()),
+        n_fitted=len(train),
     )
+
+
+def score_profiles(
+    con: duckdb.DuckDBPyConnection,
+    classifier: "HistGradientBoostingClassifier",
+    cutoff: datetime,
+    batch_rows: int = SCORE_BATCH_ROWS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(profile_ids, scores) of every eligible profile at ``cutoff``, in profile_id order."""
+    ids: list[np.ndarray] = []
+    scores: list[np.ndarray] = []
+    for profile_ids, matrix in feature_batches(con, cutoff, batch_rows):
+        ids.append(profile_ids)
+        scores.append(classifier.predict_proba(matrix)[:, 1])
+    if not ids:
+        return np.array([], dtype=object), np.array([], dtype=float)
+    return np.concatenate(ids), np.concatenate(scores)
+
+
+def training_sets(
+    con: duckdb.DuckDBPyConnection, model: str, as_of: date
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, test) of ``model``: the training cut-offs sampled to TRAIN_CAP, the test whole."""
+    reference = reference_time(as_of)
+    train_days, test_days = SPLITS[model]
+    test = training_frame(con, model, reference - timedelta(days=test_days))
+    # Sampled per cut-off (each its share of the cap) so that at most one cut-off's full
+    # frame is in memory at a time.
+    parts = [
+        sample_training(
+            training_frame(con, model, reference - timedelta(days=days)),
+            TRAIN_CAP["positives"] // len(train_days),
+            TRAIN_CAP["negatives"] // len(train_days),
+            seed=SEED + days,
+        )
+        for days in train_days
+    ]
+    return pd.concat(parts, ignore_index=True), test
 
 
 def train_and_score(
@@ -232,28 +328,23 @@ def train_and_score(
     minimum: MinimumData | None = None,
     scored_at: datetime | None = None,
 ) -> ModelResult:
-    """Build the time-split sets, check them, evaluate, refit on all and score at R."""
-    reference = reference_time(as_of)
-    train_days, test_days = SPLITS[model]
-    test = training_frame(con, model, reference - timedelta(days=test_days))
-    train = pd.concat(
-        [training_frame(con, model, reference - timedelta(days=d)) for d in train_days],
-        ignore_index=True,
-    )
+    """Build the time-split sets, check them, fit once, evaluate and score at R."""
+    train, test = training_sets(con, model, as_of)
     check_minimum_data(model, train, test, minimum or MinimumData())
-    evaluation = evaluate(model, train, test)
-    logger.info("%s: AUC %.3f on %d test rows", model, evaluation.auc, evaluation.n_test)
-    everything = pd.concat([train, test], ignore_index=True)
-    final = _classifier(int(everything["label"].sum())).fit(
-        _matrix(everything), everything["label"].to_numpy()
-    )
-    current = features_at(con, reference)
-    score = final.predict_proba(_matrix(current))[:, 1]
+    classifier = _fit(train)
+    evaluation = evaluate(model, train, test, classifier)
+    logger.info(
+        "%s: fitted on %d rows, AUC %.3f on %d test rows",
+        model, len(train), evaluation.auc, evaluation.n_test,
+    )  # fmt: skip
+    del train, test
+    profile_ids, score = score_profiles(con, classifier, reference_time(as_of))
     scores = pd.DataFrame({
-        "profile_id": current["profile_id"].to_numpy(),
+        "profile_id": profile_ids,
         "model": model,
         "score": score,
-        "decile": deciles(score, current["profile_id"]),
+        # Rows come in profile_id order, so ties are broken by profile_id.
+        "decile": deciles(score),
         "scored_at": scored_at or datetime.now().replace(microsecond=0),
     })  # fmt: skip
     return ModelResult(evaluation=evaluation, scores=scores)
@@ -270,7 +361,11 @@ def model_card(
         f"**Predicts:** {PROPENSITY_MODELS[model]}",
         "",
         "**Algorithm:** scikit-learn HistGradientBoostingClassifier "
-        f"(seed {SEED}), scores are its probabilities; decile 10 = the most likely tenth.",
+        f"(seed {SEED}), scores are its probabilities; decile 10 = the most likely tenth. "
+        "Fitted once on the training cut-offs (beyond "
+        f"{TRAIN_CAP['positives']:,} positives / {TRAIN_CAP['negatives']:,} negatives a "
+        "seeded sample per class, weighted back to the full class sizes); the model measured "
+        "below is the model that scored.",
         "",
         f"**Time split:** training cut-offs {', '.join(f'R-{d}d' for d in SPLITS[model][0])}, "
         f"test cut-off R-{SPLITS[model][1]}d, scored at R = {reference:%Y-%m-%d %H:%M} UTC; "
@@ -301,7 +396,8 @@ def model_card(
             f"| top-decile lift | {e.top_decile_lift:.2f} | {e.top_decile_lift_recency_rule:.2f} |",
             f"| Brier score | {e.brier:.4f} | (base rate only: {e.brier_base_rate:.4f}) |",
             "",
-            f"Training rows {e.n_train} (positive rate {e.train_positive_rate:.3f}); "
+            f"Training rows {e.n_train} (positive rate {e.train_positive_rate:.3f}; fitted on a "
+            f"weighted sample of {e.n_fitted}); "
             f"test rows {e.n_test} (positive rate {e.test_positive_rate:.3f}).",
             "",
             "Reliability (test set):",
