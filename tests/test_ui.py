@@ -5,6 +5,7 @@ decision survives it. Pages read the published snapshot and the UI's warehouse r
 never the warehouse file itself.
 """
 
+import html
 import json
 import re
 import warnings
@@ -14,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from cdp_pipeline.identity.decisions import decisions_path, read_decisions
@@ -275,9 +277,7 @@ def test_segment_form_estimates_and_saves(app_client: TestClient, segments_dir: 
         "purpose": "email_marketing",
         "channels": ["email"],
         "kind_0": "consent",
-        "name_0": "email_marketing",
-        "op_0": "eq",
-        "value_0": "",
+        "consent_0": "email_marketing",
         "action": "estimate",
     }
     (expected,) = _warehouse_rows(
@@ -295,6 +295,145 @@ def test_segment_form_estimates_and_saves(app_client: TestClient, segments_dir: 
     assert 'class="error"' in bad.text
 
 
+def test_segment_form_with_an_event_window_and_a_nested_group(app_client: TestClient) -> None:
+    client = _login(app_client, MARKETER)
+    form = {
+        "name": "ui_recent_buyers_reachable",
+        "description": "Bought a ticket in the last year; e-mail or push consent.",
+        "owner": "mia",
+        "purpose": "email_marketing",
+        "match": "all",
+        "group_mode_a": "any",
+        "kind_0": "event",
+        "event_0": "ticket_purchase",
+        "days_0": "365",
+        "kind_1": "consent",
+        "group_1": "a",
+        "consent_1": "email_marketing",
+        "kind_2": "consent",
+        "group_2": "a",
+        "consent_2": "push_marketing",
+        "action": "estimate",
+    }
+    # The same rule written out by hand against the warehouse (as of 2025-12-01).
+    (expected,) = _warehouse_rows(
+        "select count(distinct profile_id) from marts.interactions"
+        " where interaction_type = 'ticket_purchase'"
+        " and occurred_at >= date '2025-12-01' - interval 365 day"
+        " and occurred_at < date '2025-12-02'"
+        " and profile_id in (select profile_id from marts.consent_state where status = 'granted'"
+        " and purpose in ('email_marketing', 'push_marketing'))"
+    )[0]
+    page = client.post("/segments/new", data=form)
+    assert page.status_code == 200
+    assert 'class="error"' not in page.text, page.text[:3000]
+    assert f'<span id="estimate">{expected}</span>' in page.text
+    # A negated group: the buyers with neither consent, the rest of the buyers.
+    (buyers,) = _warehouse_rows(
+        "select count(distinct profile_id) from marts.interactions"
+        " where interaction_type = 'ticket_purchase'"
+        " and occurred_at >= date '2025-12-01' - interval 365 day"
+        " and occurred_at < date '2025-12-02'"
+    )[0]
+    negated = client.post("/segments/new", data={**form, "group_mode_a": "none"})
+    assert f'<span id="estimate">{buyers - expected}</span>' in negated.text
+    unknown = client.post("/segments/new", data={**form, "event_0": "no_such_event"})
+    assert "unknown event 'no_such_event'" in html.unescape(unknown.text)
+
+
+def _matching_fields(client: TestClient) -> dict[str, str]:
+    """The editor's fields as the page fills them (inputs, checked boxes, text areas)."""
+    page = client.get("/matching").text
+    form = page.split('id="matching-form"')[1].split("</form>")[0]
+    fields: dict[str, str] = {}
+    for tag in re.findall(r"<input [^>]*>", form):
+        name = re.search(r'name="([^"]+)"', tag)
+        if not name:
+            continue
+        if 'type="checkbox"' in tag and "checked" not in tag:
+            continue
+        value = re.search(r'value="([^"]*)"', tag)
+        fields[name.group(1)] = html.unescape(value.group(1)) if value else ""
+    for name, text in re.findall(r'<textarea name="([^"]+)"[^>]*>(.*?)</textarea>', form, re.S):
+        fields[name] = html.unescape(text)
+    for name, body in re.findall(r'<select name="([^"]+)"[^>]*>(.*?)</select>', form, re.S):
+        chosen = re.search(r"<option selected>([^<]*)</option>", body)
+        fields[name] = (
+            chosen.group(1) if chosen else re.search(r"<option\s*>([^<]*)<", body).group(1)
+        )
+    return fields
+
+
+def _preview(client: TestClient, fields: dict[str, str]) -> str:
+    response = client.post("/matching", data=fields, follow_redirects=False)
+    assert response.status_code == 303, response.text[:3000]
+    job_id = response.headers["location"].rsplit("/", 1)[1]
+    job = client.app.state.previews.wait(job_id, timeout=600)
+    assert job.status == "done", job.error
+    return job_id
+
+
+def test_matching_preview_and_save(app_client: TestClient) -> None:
+    client = _login(app_client, ADMIN)
+    fields = _matching_fields(client)
+    assert fields["match_probability"] == "0.99"
+
+    # Nothing changed: the preview must find no merge and no split.
+    same = client.get(f"/matching/preview/{_preview(client, fields)}").text
+    assert '<span id="merges">0</span>' in same and '<span id="splits">0</span>' in same
+
+    # A lower auto-merge threshold: pairs of the review queue become links.
+    job_id = _preview(
+        client, {**fields, "match_probability": "0.5", "review_match_probability": "0.4"}
+    )
+    page = client.get(f"/matching/preview/{job_id}").text
+    assert "thresholds.match_probability" in page
+    preview = client.app.state.previews.get(job_id).preview
+    published = {
+        row[0]
+        for row in _warehouse_rows("select distinct profile_id from identity.record_profiles")
+    }
+    for group in preview.merge_sample:
+        assert len(group["profiles"]) >= 2 and set(group["profiles"]) <= published
+    # Profiles after = before - merged ones + the profiles they become + pieces of splits.
+    split_parts = sum(item["parts"] - 1 for item in preview.split_sample)
+    if preview.splits <= len(preview.split_sample):
+        assert preview.profiles_after == (
+            preview.profiles_before - preview.profiles_merged + preview.merges + split_parts
+        )
+
+    saved = client.post("/matching/save", data={"preview_id": job_id}, follow_redirects=False)
+    assert saved.status_code == 303
+    path = get_settings().state_dir / "identity" / "matching.yml"
+    written = yaml.safe_load(path.read_text())
+    assert written["thresholds"] == {"match_probability": 0.5, "review_match_probability": 0.4}
+    assert written["golden_attributes"]  # keys the editor does not show are kept
+    entry = json.loads(
+        (get_settings().state_dir / "ui" / "audit.jsonl").read_text().splitlines()[-1]
+    )
+    assert entry["user"] == "ada" and entry["action"] == "matching_changed"
+    assert {c["key"] for c in entry["changes"]} == {
+        "thresholds.match_probability",
+        "thresholds.review_match_probability",
+    }
+    assert entry["preview"]["merges"] == preview.merges
+    # The page now shows the saved file; saving the old preview again is refused.
+    assert "0.5" in _matching_fields(client)["match_probability"]
+    again = client.post("/matching/save", data={"preview_id": job_id})
+    assert again.status_code == 409
+    # Put the project's settings back for the other tests of this module.
+    path.unlink()
+
+
+def test_matching_errors_name_the_key(app_client: TestClient) -> None:
+    client = _login(app_client, ADMIN)
+    fields = _matching_fields(client)
+    bad = client.post("/matching", data={**fields, "blocking_rules": "email\nshoe_size"})
+    assert bad.status_code == 400
+    assert "blocking_rules[1]" in bad.text and "shoe_size" in bad.text
+    assert client.post("/matching/save", data={"preview_id": "nope"}).status_code == 400
+
+
 def test_destinations_and_a_dry_run(app_client: TestClient) -> None:
     client = _login(app_client, MARKETER)
     page = client.get("/destinations")
@@ -309,6 +448,9 @@ def test_a_marketer_cannot_change_matching_or_erase(app_client: TestClient) -> N
     client = _login(app_client, MARKETER)
     assert client.get("/matching").status_code == 403
     assert client.post("/matching").status_code == 403
+    assert client.post("/matching", data={"match_probability": "0.5"}).status_code == 403
+    assert client.post("/matching/save", data={"preview_id": "x"}).status_code == 403
+    assert client.get("/matching/preview/x").status_code == 403
     assert client.get("/audit").status_code == 403
     erase = client.post(
         "/privacy/requests",

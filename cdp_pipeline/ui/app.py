@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import duckdb
-import yaml
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -31,8 +30,8 @@ from cdp_pipeline.identity.review import decide_pair
 from cdp_pipeline.privacy.state import read_audit as read_privacy_audit
 from cdp_pipeline.publish import current_snapshot
 from cdp_pipeline.segments.compiler import SEGMENT_CONFIG_DIR, load_segments
-from cdp_pipeline.settings import CONFIG_DIR, Settings, get_settings
-from cdp_pipeline.ui import audit, segment_builder
+from cdp_pipeline.settings import Settings, get_settings
+from cdp_pipeline.ui import audit, matching_editor, segment_builder
 from cdp_pipeline.ui.auth import (
     SESSION_COOKIE,
     SESSION_MAX_AGE,
@@ -81,6 +80,8 @@ def create_app(settings: Settings | None = None, segments_dir: Path | None = Non
     app.state.store = store
     # Pairs a reviewer skipped, per user, until the server restarts: a skip decides nothing.
     skipped: dict[str, set[tuple[str, str]]] = {}
+    previews = matching_editor.PreviewRunner()
+    app.state.previews = previews
 
     @app.exception_handler(NotLoggedIn)
     async def _to_login(request: Request, exc: NotLoggedIn) -> Response:
@@ -326,37 +327,13 @@ def create_app(settings: Settings | None = None, segments_dir: Path | None = Non
             marketer = [f"(invalid: {error})"]
         return render(request, "segments.html", user, sizes=sizes, marketer=marketer)
 
-    def _form_from(data: dict[str, Any]) -> segment_builder.SegmentForm:
-        rules = []
-        for index in range(5):
-            kind = str(data.get(f"kind_{index}", "") or "")
-            name = str(data.get(f"name_{index}", "") or "").strip()
-            if kind in ("trait", "consent") and name:
-                rules.append(
-                    segment_builder.Rule(
-                        kind=kind,
-                        name=name,
-                        op=str(data.get(f"op_{index}", "eq")),
-                        value=str(data.get(f"value_{index}", "")),
-                    )
-                )
-        channels = data.get("channels", [])
-        return segment_builder.SegmentForm(
-            name=str(data.get("name", "")),
-            description=str(data.get("description", "")),
-            owner=str(data.get("owner", "")),
-            purpose=str(data.get("purpose", "email_marketing")),
-            channels=[channels] if isinstance(channels, str) else list(channels),
-            rules=rules,
-        )
-
     def _segment_form_page(
         request: Request, user: User, form: segment_builder.SegmentForm, **extra: Any
     ) -> HTMLResponse:
-        with store.snapshot() as snapshot:
+        with store.replica() as replica:
             traits = (
-                [c for c in columns_of(snapshot, "main", "traits") if c != "profile_id"]
-                if snapshot is not None
+                [c for c in columns_of(replica, "marts", "profile_traits") if c != "profile_id"]
+                if replica is not None
                 else []
             )
         return render(
@@ -364,8 +341,17 @@ def create_app(settings: Settings | None = None, segments_dir: Path | None = Non
             "segment_new.html",
             user,
             form=form,
+            rows=segment_builder.ROWS,
+            kinds=segment_builder.KINDS,
             traits=traits,
             ops=segment_builder.FORM_OPS,
+            events=segment_builder.EVENTS,
+            propensities=segment_builder.PROPENSITIES,
+            segment_names=segment_builder.segment_names(segment_dir),
+            statuses=segment_builder.CONSENT_STATUSES,
+            groups=segment_builder.GROUPS,
+            group_modes=segment_builder.GROUP_MODES,
+            top_modes=segment_builder.TOP_MODES,
             purposes=segment_builder.PURPOSES,
             channels=segment_builder.CHANNELS,
             **extra,
@@ -385,22 +371,21 @@ def create_app(settings: Settings | None = None, segments_dir: Path | None = Non
         return await run_in_threadpool(_segment_submit, request, user, values)
 
     def _segment_submit(request: Request, user: User, values: dict[str, Any]) -> HTMLResponse:
-        form = _form_from(values)
+        form = segment_builder.form_from_fields(values)
         action = values.get("action", "estimate")
         problems: list[str] = []
         estimate_size = None
         members: list[dict] = []
         saved = None
-        with store.snapshot() as snapshot:
-            if snapshot is None:
-                problems.append("no published snapshot yet: run the nightly job first")
-            elif not form.rules:
-                problems.append("add at least one rule")
-            else:
-                try:
-                    estimate_size, members = segment_builder.estimate(snapshot, form)
-                except (ValueError, TypeError) as error:
-                    problems.append(str(error))
+        spec, types, problems = segment_builder.check_conditions(form, segment_dir)
+        if spec is not None:
+            with store.replica() as replica:
+                if replica is None or not table_exists(replica, "marts", "profiles"):
+                    problems.append("no warehouse copy yet: run the nightly job first")
+                else:
+                    estimate_size, members = segment_builder.estimate(
+                        replica, spec, types, settings.as_of_date
+                    )
         if action == "save" and not problems:
             spec, problems = segment_builder.validate(form, segment_dir)
             if spec is not None:
@@ -561,22 +546,142 @@ def create_app(settings: Settings | None = None, segments_dir: Path | None = Non
 
     # ------------------------------------------------------------------ matching settings
 
-    @app.get("/matching", response_class=HTMLResponse)
-    def matching(request: Request, user: AdminDep) -> HTMLResponse:
-        config = yaml.safe_load((CONFIG_DIR / "matching.yml").read_text(encoding="utf-8"))
-        return render(
+    def _matching_page(
+        request: Request,
+        user: User,
+        values: dict[str, Any] | None = None,
+        problems: list[str] | None = None,
+        status_code: int = 200,
+    ) -> HTMLResponse:
+        current, path = matching_editor.read_current(settings)
+        shown = values if values is not None else current
+        response = render(
             request,
             "matching.html",
             user,
-            config=config,
-            text=(CONFIG_DIR / "matching.yml").read_text(encoding="utf-8"),
+            config=shown,
+            source=path,
+            comparisons=matching_editor.COMPARISONS,
+            guard_flags=matching_editor.GUARD_FLAGS,
+            blocked_kinds=matching_editor.BLOCKED_KINDS,
+            threshold_keys=matching_editor.THRESHOLD_KEYS,
+            extra_rows=matching_editor.EXTRA_ATTRIBUTE_ROWS,
+            problems=problems or [],
+            saved=request.query_params.get("saved"),
+            text=path.read_text(encoding="utf-8"),
+        )
+        response.status_code = status_code
+        return response
+
+    @app.get("/matching", response_class=HTMLResponse)
+    def matching(request: Request, user: AdminDep, preview: str = "") -> HTMLResponse:
+        job = previews.get(preview) if preview else None
+        return _matching_page(request, user, job.candidate if job else None)
+
+    @app.post("/matching", response_class=HTMLResponse)
+    async def matching_change(request: Request, user: AdminDep) -> Response:
+        # The attribute rows are numbered fields, so the form is read whole.
+        data = await request.form()
+        values: dict[str, Any] = {key: data.get(key) for key in data}
+        return await run_in_threadpool(_matching_preview_start, request, user, values)
+
+    def _matching_preview_start(request: Request, user: User, values: dict[str, Any]) -> Response:
+        current, _ = matching_editor.read_current(settings)
+        try:
+            candidate = matching_editor.candidate_from_form(current, values)
+        except ValueError as error:
+            return _matching_page(request, user, None, [str(error)], status_code=400)
+        parsed, problems = matching_editor.validate(candidate)
+        if parsed is None:
+            return _matching_page(request, user, candidate, problems, status_code=400)
+        current_parsed, current_problems = matching_editor.validate(current)
+        if current_parsed is None:
+            return _matching_page(request, user, candidate, current_problems, status_code=400)
+        with store.replica():
+            replica_path = store.replica_path
+        if not replica_path.exists():
+            return _matching_page(
+                request, user, candidate, ["no warehouse copy yet: run the nightly job first"], 503
+            )
+        job = previews.start(
+            user.name,
+            candidate,
+            current_parsed,
+            parsed,
+            replica_path,
+            settings.state_dir,
+            matching_editor.digest(current),
+        )
+        return RedirectResponse(f"/matching/preview/{job.job_id}", status_code=303)
+
+    @app.get("/matching/preview/{job_id}", response_class=HTMLResponse)
+    def matching_preview(request: Request, user: AdminDep, job_id: str) -> HTMLResponse:
+        job = previews.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no preview {job_id}")
+        current, _ = matching_editor.read_current(settings)
+        changes = matching_editor.config_diff(current, job.candidate)
+        names: dict[str, str] = {}
+        if job.preview is not None:
+            wanted = {pid for group in job.preview.merge_sample for pid in group["profiles"]} | {
+                item["profile_id"] for item in job.preview.split_sample
+            }
+            with store.snapshot() as snapshot:
+                if snapshot is not None and wanted:
+                    names = {
+                        row["profile_id"]: " ".join(
+                            part for part in (row["first_name"], row["last_name"]) if part
+                        )
+                        for row in rows(
+                            snapshot,
+                            "select profile_id, first_name, last_name from profiles"
+                            " where profile_id in (select unnest(?::varchar[]))",
+                            [sorted(wanted)],
+                        )
+                    }
+        return render(
+            request,
+            "matching_preview.html",
+            user,
+            job=job,
+            preview=job.preview,
+            changes=changes,
+            names=names,
+            seconds=round(time.monotonic() - job.started_at),
+            stale=job.base_digest != matching_editor.digest(current),
         )
 
-    @app.post("/matching")
-    def matching_change(user: AdminDep) -> Response:
-        # Editing with a preview is not built yet; the route exists so the role rule is
-        # enforced and tested where the edit form will post.
-        raise HTTPException(501, "editing matching rules from the UI is not available yet")
+    @app.post("/matching/save")
+    def matching_save(user: AdminDep, preview_id: Annotated[str, Form()]) -> Response:
+        job = previews.get(preview_id)
+        if job is None or job.status != "done" or job.preview is None:
+            raise HTTPException(400, "preview the change first; save after its result is shown")
+        current, _ = matching_editor.read_current(settings)
+        if job.base_digest != matching_editor.digest(current):
+            raise HTTPException(
+                409, "the matching settings changed since this preview; preview again"
+            )
+        changes = matching_editor.config_diff(current, job.candidate)
+        path, kept = matching_editor.save(settings, job.candidate, user.name)
+        preview = job.preview
+        audit.record(
+            settings,
+            user.name,
+            "matching_changed",
+            file=str(path),
+            previous_copy=kept.name if kept else None,
+            changes=changes,
+            preview={
+                "records": preview.records,
+                "merges": preview.merges,
+                "profiles_merged": preview.profiles_merged,
+                "splits": preview.splits,
+                "sampled_fraction": preview.sampled_fraction,
+            },
+        )
+        return RedirectResponse(
+            f"/matching?saved={path.name}+({len(changes)}+change(s))", status_code=303
+        )
 
     @app.get("/audit", response_class=HTMLResponse)
     def audit_page(request: Request, user: AdminDep) -> HTMLResponse:

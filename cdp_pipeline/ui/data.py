@@ -40,12 +40,16 @@ REPLICA_TABLES = (
     ("identity", "review_queue"),
     ("identity", "golden_attributes"),
     ("intermediate", "int_identity__records"),
+    # The matching preview re-runs identity resolution on these two.
+    ("intermediate", "int_identity__web_identities"),
     ("marts", "profiles"),
     ("marts", "profile_records"),
     ("marts", "interactions"),
     ("marts", "segment_members"),
     ("marts", "consent_state"),
     ("marts", "profile_traits"),
+    # Segment estimates evaluate propensity conditions on these.
+    ("ml", "propensity_scores"),
 )
 # A replica younger than this is not checked against the warehouse again: a stat per page
 # view is cheap, but a refused lock attempt during a run is not.
