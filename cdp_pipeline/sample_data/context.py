@@ -91,6 +91,23 @@ NAME_STYLES: dict[str, tuple[float, float, float, float, float, float, float, fl
 }
 
 
+@dataclass(frozen=True)
+class IdOffsets:
+    """Where the sequential ids of a run start, so a next delivery's ids do not collide.
+
+    All zero for a first delivery; ``increment.generate_increment`` sets them past the
+    highest id of the delivery it extends.
+    """
+
+    person: int = 0
+    household: int = 0
+    account: int = 0
+    event: int = 0
+    order: int = 0
+    registration: int = 0
+    request: int = 0
+
+
 @dataclass
 class Context:
     """Everything one run shares between the source generators."""
@@ -109,6 +126,10 @@ class Context:
     subscriptions: list[Subscription] = field(default_factory=list)
     devices: list[Device] = field(default_factory=list)
     privacy_truth: list[tuple[str, str]] = field(default_factory=list)
+    offsets: IdOffsets = field(default_factory=IdOffsets)
+    # Scales the number of website visits and app sessions per visitor (1.0: the sample's
+    # own rates, about 4 web events per person).
+    web_visit_factor: float = 1.0
     _ids: set[str] = field(default_factory=set)
 
     @property
@@ -175,9 +196,15 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
     return n
 
 
-def write_csv(path: Path, header: list[str], rows: Iterable[list[str]], *,
-              delimiter: str = ",", encoding: str = "utf-8",
-              lineterminator: str = "\n") -> int:
+def write_csv(
+    path: Path,
+    header: list[str],
+    rows: Iterable[list[str]],
+    *,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+    lineterminator: str = "\n",
+) -> int:
     """Write a CSV with the exact ``header`` and return the number of data rows."""
     n = 0
     with path.open("w", encoding=encoding, newline="") as fh:

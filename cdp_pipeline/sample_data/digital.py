@@ -35,8 +35,14 @@ from cdp_pipeline.sample_data.render import (
 )
 
 APP_DEVICES_HEADER = [
-    "device_id", "platform", "push_token", "app_version", "a_profiel_id", "push_opt_in",
-    "first_seen_at", "last_seen_at",
+    "device_id",
+    "platform",
+    "push_token",
+    "app_version",
+    "a_profiel_id",
+    "push_opt_in",
+    "first_seen_at",
+    "last_seen_at",
 ]
 PRIVACY_HEADER = ["request_id", "type", "identifier_type", "identifier_value", "received_at"]
 APP_VERSIONS = ("4.2.1", "4.2.0", "4.1.3", "4.0.0", "3.9.1")
@@ -63,9 +69,14 @@ def build_devices(ctx: Context) -> None:
             continue
         acc = p.account_at(ctx.as_of_ts)
         first_seen = ctx.as_of_ts - rng.uniform(5, 900) * DAY
-        installs = [(first_seen, rng.uniform(recent, ctx.as_of_ts - 600)
-                     if rng.random() < 0.75 else
-                     max(first_seen + DAY, ctx.as_of_ts - rng.uniform(31, 300) * DAY))]
+        installs = [
+            (
+                first_seen,
+                rng.uniform(recent, ctx.as_of_ts - 600)
+                if rng.random() < 0.75
+                else max(first_seen + DAY, ctx.as_of_ts - rng.uniform(31, 300) * DAY),
+            )
+        ]
         if rng.random() < 0.12:
             # An earlier phone, abandoned when this one was installed.
             old_first = first_seen - rng.uniform(200, 900) * DAY
@@ -76,28 +87,39 @@ def build_devices(ctx: Context) -> None:
                 device_id=ctx.new_id("d-", 8),
                 person=p,
                 platform=platform,
-                a_profiel_id=acc.account_id if acc and acc.created_at <= last
-                and rng.random() < 0.75 else "",
+                a_profiel_id=acc.account_id
+                if acc and acc.created_at <= last and rng.random() < 0.75
+                else "",
                 push_opt_in=rng.random() < 0.35 + 0.4 * p.engagement,
                 first_seen=first,
                 last_seen=last,
-                app_version=APP_VERSIONS[0 if last > recent and rng.random() < 0.6
-                                         else rng.randrange(len(APP_VERSIONS))],
+                app_version=APP_VERSIONS[
+                    0 if last > recent and rng.random() < 0.6 else rng.randrange(len(APP_VERSIONS))
+                ],
                 clock_skew=rng.choice(CLOCK_SKEWS) if rng.random() < 0.05 else 0.0,
             )
             ctx.devices.append(dev)
             token = "fcm:" + "".join(rng.choice(_TOKEN_CHARS) for _ in range(40))
             if rng.random() < 0.05:
                 token = ""
-            rows.append([
-                dev.device_id, dev.platform, token, dev.app_version, dev.a_profiel_id,
-                "true" if dev.push_opt_in else "false", fmt_utc_z(dev.first_seen),
-                fmt_utc_z(dev.last_seen),
-            ])
+            rows.append(
+                [
+                    dev.device_id,
+                    dev.platform,
+                    token,
+                    dev.app_version,
+                    dev.a_profiel_id,
+                    "true" if dev.push_opt_in else "false",
+                    fmt_utc_z(dev.first_seen),
+                    fmt_utc_z(dev.last_seen),
+                ]
+            )
             ctx.add_truth("app_devices", dev.device_id, "device", p)
     ctx.counts["app_devices"] = write_csv(
         ctx.source_dir("app_devices") / f"app_devices_{ctx.as_of.isoformat()}.csv",
-        APP_DEVICES_HEADER, rows)
+        APP_DEVICES_HEADER,
+        rows,
+    )
 
 
 # ------------------------------------------------------------------ web events
@@ -134,8 +156,7 @@ class _WebBuilder:
         return rng.choice(pool)
 
     def _base(self, kind: str, anon: str, user: str, ctx_obj: dict) -> dict:
-        event: dict = {"messageId": self.ctx.new_id("m-", 16), "type": kind,
-                       "anonymousId": anon}
+        event: dict = {"messageId": self.ctx.new_id("m-", 16), "type": kind, "anonymousId": anon}
         if user:
             event["userId"] = user
         # Parked under a private key and moved at write time, so that the written
@@ -145,35 +166,59 @@ class _WebBuilder:
 
     # -------------------------------------------------------------- browser
 
-    def browser_visitor(self, p: Person, anon: str, sessions: list[tuple[float, str, object]],
-                        acc: Account | None, login_p: float) -> None:
+    def browser_visitor(
+        self,
+        p: Person,
+        anon: str,
+        sessions: list[tuple[float, str, object]],
+        acc: Account | None,
+        login_p: float,
+    ) -> None:
         """All sessions of one browser cookie, logging in at most once."""
         rng = self.rng
-        ctx_obj = {"ip": f"{rng.choice((81, 84, 91, 94, 109, 178, 213))}."
-                         f"{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
-                   "userAgent": rng.choice(USER_AGENTS),
-                   "locale": LOCALES.get(p.language, "nl-BE")}
+        ctx_obj = {
+            "ip": f"{rng.choice((81, 84, 91, 94, 109, 178, 213))}."
+            f"{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
+            "userAgent": rng.choice(USER_AGENTS),
+            "locale": LOCALES.get(p.language, "nl-BE"),
+        }
         sessions.sort(key=lambda s: s[0])
         login_at = -1
         if acc is not None:
             candidates = [i for i, s in enumerate(sessions) if s[0] >= acc.created_at]
-            forced = [i for i in candidates
-                      if isinstance(sessions[i][2], Order) and sessions[i][2].a_profiel_id]
+            forced = [
+                i
+                for i in candidates
+                if isinstance(sessions[i][2], Order) and sessions[i][2].a_profiel_id
+            ]
             if forced:
-                login_at = forced[0] if rng.random() < 0.5 else rng.choice(
-                    [i for i in candidates if i <= forced[0]])
+                login_at = (
+                    forced[0]
+                    if rng.random() < 0.5
+                    else rng.choice([i for i in candidates if i <= forced[0]])
+                )
             elif candidates and rng.random() < login_p:
                 login_at = rng.choice(candidates)
         user = ""
         for i, (start, kind, payload) in enumerate(sessions):
             if i > login_at >= 0:
                 user = acc.account_id if acc else ""
-            self._browser_session(p, anon, start, kind, payload, ctx_obj, user,
-                                  acc if i == login_at else None)
+            self._browser_session(
+                p, anon, start, kind, payload, ctx_obj, user, acc if i == login_at else None
+            )
         self.ctx.add_truth("web_events", anon, "visitor", p)
 
-    def _browser_session(self, p: Person, anon: str, t: float, kind: str, payload: object,
-                         ctx_obj: dict, user: str, login: Account | None) -> None:
+    def _browser_session(
+        self,
+        p: Person,
+        anon: str,
+        t: float,
+        kind: str,
+        payload: object,
+        ctx_obj: dict,
+        user: str,
+        login: Account | None,
+    ) -> None:
         rng = self.rng
         n_pages = 1 + poisson(rng, 2.0)
         login_pos = rng.randrange(n_pages) + 1 if login else -1
@@ -200,8 +245,9 @@ class _WebBuilder:
                 name, path = rng.choice(WEB_PAGES)
                 page["name"] = name
                 page["properties"] = {"path": path}
-            page["properties"]["referrer"] = rng.choice(REFERRERS) if i == 0 else \
-                "https://www.antwerpen.be/"
+            page["properties"]["referrer"] = (
+                rng.choice(REFERRERS) if i == 0 else "https://www.antwerpen.be/"
+            )
             self._emit(t, page)
             t += rng.uniform(4, 150)
             if ev_page is not None:
@@ -216,9 +262,12 @@ class _WebBuilder:
             o = payload
             track = self._base("track", anon, user, ctx_obj)
             track["event"] = "Ticket Purchased"
-            track["properties"] = {"order_id": o.order_nr, "event_id": o.event.event_id,
-                                   "quantity": o.quantity,
-                                   "revenue": round(o.event.price * o.quantity, 2)}
+            track["properties"] = {
+                "order_id": o.order_nr,
+                "event_id": o.event.event_id,
+                "quantity": o.quantity,
+                "revenue": round(o.event.price * o.quantity, 2),
+            }
             self._emit(max(t, o.ts), track)
 
     # -------------------------------------------------------------- app
@@ -231,13 +280,15 @@ class _WebBuilder:
         hi = dev.last_seen
         if hi <= lo:
             return
-        ctx_obj = {"ip": f"{rng.choice((37, 46, 81, 178))}.{rng.randrange(256)}."
-                         f"{rng.randrange(256)}.{rng.randrange(1, 255)}",
-                   "userAgent": f"StadAntwerpenApp/{dev.app_version} ({dev.platform})",
-                   "locale": LOCALES.get(p.language, "nl-BE"),
-                   "app": {"version": dev.app_version},
-                   "device": {"type": dev.platform}}
-        n = 1 + poisson(rng, 1 + 5 * p.engagement)
+        ctx_obj = {
+            "ip": f"{rng.choice((37, 46, 81, 178))}.{rng.randrange(256)}."
+            f"{rng.randrange(256)}.{rng.randrange(1, 255)}",
+            "userAgent": f"StadAntwerpenApp/{dev.app_version} ({dev.platform})",
+            "locale": LOCALES.get(p.language, "nl-BE"),
+            "app": {"version": dev.app_version},
+            "device": {"type": dev.platform},
+        }
+        n = 1 + poisson(rng, (1 + 5 * p.engagement) * self.ctx.web_visit_factor)
         starts = sorted(rng.uniform(lo, hi) for _ in range(n - 1))
         starts.append(max(lo, hi - rng.uniform(30, 300)))
         anon = dev.device_id
@@ -289,8 +340,7 @@ class _WebBuilder:
             files[day].append((received, seq, event))
             if rng.random() < 0.01:
                 # A client retry: the same message again, sometimes in the next file.
-                dup_day = day + timedelta(days=1) if day < last_day and rng.random() < 0.3 \
-                    else day
+                dup_day = day + timedelta(days=1) if day < last_day and rng.random() < 0.3 else day
                 files[dup_day].append((received + rng.uniform(1, 600), seq, event))
         out_dir = self.ctx.source_dir("web_events")
         total = 0
@@ -309,17 +359,20 @@ def build_web_events(ctx: Context) -> None:
         age = p.age_on(ctx.as_of)
         if age < 13:
             continue
-        web_orders = [o for o in ctx.orders_by_person.get(p.idx, [])
-                      if o.channel == "web" and o.ts >= web.win_start]
+        web_orders = [
+            o
+            for o in ctx.orders_by_person.get(p.idx, [])
+            if o.channel == "web" and o.ts >= web.win_start
+        ]
         if not web_orders and rng.random() >= 0.08 + 0.5 * p.engagement:
             continue
         r = rng.random()
         n_cookies = 1 if r < 0.75 else (2 if r < 0.95 else 3)
         per_cookie: list[list[tuple[float, str, object]]] = [[] for _ in range(n_cookies)]
         for c in range(n_cookies):
-            for _ in range(1 + poisson(rng, (0.5 + 3 * p.engagement) if c == 0 else 0.8)):
-                per_cookie[c].append((rng.uniform(web.win_start, web.win_end - 900), "visit",
-                                      None))
+            rate = (0.5 + 3 * p.engagement) if c == 0 else 0.8
+            for _ in range(1 + poisson(rng, rate * ctx.web_visit_factor)):
+                per_cookie[c].append((rng.uniform(web.win_start, web.win_end - 900), "visit", None))
         for o in web_orders:
             c = 0 if rng.random() < 0.8 else rng.randrange(n_cookies)
             if rng.random() < 0.6 and o.ts - 10 * DAY > web.win_start:
@@ -347,9 +400,20 @@ def build_consents(ctx: Context) -> None:
     rows: list[tuple[float, int, dict]] = []
 
     def add(kind: str, subject: str, purpose: str, status: str, ts: float, src: str) -> None:
-        rows.append((ts, len(rows), {"subject_type": kind, "subject_id": subject,
-                                     "purpose": purpose, "status": status,
-                                     "ts": fmt_local_iso(ts), "source": src}))
+        rows.append(
+            (
+                ts,
+                len(rows),
+                {
+                    "subject_type": kind,
+                    "subject_id": subject,
+                    "purpose": purpose,
+                    "status": status,
+                    "ts": fmt_local_iso(ts),
+                    "source": src,
+                },
+            )
+        )
 
     for p in ctx.people:
         for acc in p.accounts:
@@ -360,43 +424,80 @@ def build_consents(ctx: Context) -> None:
             if rng.random() < 0.5:
                 granted["ad_targeting"] = rng.random() < 0.3
             for purpose, ok in granted.items():
-                add("a_profiel", acc.account_id, purpose, "granted" if ok else "withdrawn",
-                    acc.created_at + 60, "aprofiel_registration")
+                add(
+                    "a_profiel",
+                    acc.account_id,
+                    purpose,
+                    "granted" if ok else "withdrawn",
+                    acc.created_at + 60,
+                    "aprofiel_registration",
+                )
             for _ in range(poisson(rng, 0.35)):
                 purpose = rng.choice(sorted(granted))
                 granted[purpose] = not granted[purpose]
                 ts = rng.uniform(acc.created_at + DAY, ctx.as_of_ts - 3600)
-                add("a_profiel", acc.account_id, purpose,
-                    "granted" if granted[purpose] else "withdrawn", ts, "preference_centre")
+                add(
+                    "a_profiel",
+                    acc.account_id,
+                    purpose,
+                    "granted" if granted[purpose] else "withdrawn",
+                    ts,
+                    "preference_centre",
+                )
             if acc.status == "deleted":
                 for purpose, ok in granted.items():
                     if ok:
-                        add("a_profiel", acc.account_id, purpose, "withdrawn",
-                            max(acc.updated_at, acc.created_at + 2 * DAY), "account_deletion")
+                        add(
+                            "a_profiel",
+                            acc.account_id,
+                            purpose,
+                            "withdrawn",
+                            max(acc.updated_at, acc.created_at + 2 * DAY),
+                            "account_deletion",
+                        )
     by_email: dict[str, list] = {}
     for sub in ctx.subscriptions:
         if sub.optin_ts is not None:
             by_email.setdefault(sub.email, []).append(sub)
     for email, subs in by_email.items():
-        add("email", email, "email_marketing", "granted", min(s.optin_ts for s in subs),
-            "newsletter_signup")
+        add(
+            "email",
+            email,
+            "email_marketing",
+            "granted",
+            min(s.optin_ts for s in subs),
+            "newsletter_signup",
+        )
         if all(s.unsub_ts for s in subs):
-            add("email", email, "email_marketing", "withdrawn", max(s.unsub_ts for s in subs),
-                "unsubscribe_link")
+            add(
+                "email",
+                email,
+                "email_marketing",
+                "withdrawn",
+                max(s.unsub_ts for s in subs),
+                "unsubscribe_link",
+            )
     for dev in ctx.devices:
         status = "granted" if dev.push_opt_in else "withdrawn"
         if rng.random() < 0.2 and dev.last_seen - dev.first_seen > 2 * DAY:
             opposite = "withdrawn" if dev.push_opt_in else "granted"
             add("device", dev.device_id, "push_marketing", opposite, dev.first_seen + 30, "app")
-            add("device", dev.device_id, "push_marketing", status,
-                rng.uniform(dev.first_seen + DAY, dev.last_seen), "app_settings")
+            add(
+                "device",
+                dev.device_id,
+                "push_marketing",
+                status,
+                rng.uniform(dev.first_seen + DAY, dev.last_seen),
+                "app_settings",
+            )
         else:
             add("device", dev.device_id, "push_marketing", status, dev.first_seen + 30, "app")
     rows = [r for r in rows if r[0] < ctx.as_of_ts]
     rows.sort(key=lambda t: (t[0], t[1]))
     ctx.counts["consents"] = write_jsonl(
         ctx.source_dir("consents") / f"consents_{ctx.as_of.isoformat()}.jsonl",
-        (r for *_, r in rows))
+        (r for *_, r in rows),
+    )
 
 
 # ------------------------------------------------------------------ privacy requests
@@ -420,9 +521,11 @@ def build_privacy_requests(ctx: Context) -> None:
     drafts.sort(key=lambda t: (t[0], t[1].idx))
     rows = []
     for i, (ts, p, kind, (id_type, id_value)) in enumerate(drafts):
-        request_id = f"PR-{41 + i:04d}"
+        request_id = f"PR-{41 + ctx.offsets.request + i:04d}"
         rows.append([request_id, kind, id_type, id_value, fmt_local_iso(ts)])
         ctx.privacy_truth.append((request_id, p.person_id))
     ctx.counts["privacy_requests"] = write_csv(
         ctx.source_dir("privacy_requests") / f"privacy_requests_{ctx.as_of.isoformat()}.csv",
-        PRIVACY_HEADER, rows)
+        PRIVACY_HEADER,
+        rows,
+    )

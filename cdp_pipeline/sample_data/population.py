@@ -134,15 +134,29 @@ def _weighted(rng: random.Random, items: list[T], weights: list[float]) -> T:
 class PopulationBuilder:
     """Builds households until ``n`` people exist; all randomness comes from ``rng``."""
 
-    def __init__(self, n: int, rng: random.Random, as_of: date) -> None:
+    def __init__(
+        self,
+        n: int,
+        rng: random.Random,
+        as_of: date,
+        *,
+        first_person: int = 0,
+        first_household: int = 0,
+        taken_emails: set[str] | None = None,
+        taken_phones: set[str] | None = None,
+    ) -> None:
+        """``first_person``/``first_household`` offset the ids and ``taken_*`` are the
+        addresses and numbers of an earlier delivery, so a next delivery's people are new."""
         self.n = n
+        self.first_person = first_person
+        self.first_household = first_household
         self.rng = rng
         self.as_of = as_of
         self.as_of_ts = day_start_utc(as_of)
         self.people: list[Person] = []
         self.households: list[Household] = []
-        self._emails: set[str] = set()
-        self._phones: set[str] = set()
+        self._emails: set[str] = set(taken_emails or ())
+        self._phones: set[str] = set(taken_phones or ())
         self._origins = [o for o, _ in ORIGINS]
         self._origin_w = [w for _, w in ORIGINS]
         self._pc = POSTCODES
@@ -177,8 +191,7 @@ class PopulationBuilder:
                 return num
 
     def _mobile(self) -> str:
-        return self._unique_phone("04" + self.rng.choice("5789") + str(self.rng.randrange(10)),
-                                  6)
+        return self._unique_phone("04" + self.rng.choice("5789") + str(self.rng.randrange(10)), 6)
 
     def _unique_email(self, local: str, domain: str) -> str:
         email = f"{local}@{domain}"
@@ -235,8 +248,16 @@ class PopulationBuilder:
 
     # ------------------------------------------------------------ people
 
-    def _person(self, hh: Household, origin: str, gender: str, birth: date, last: str,
-                is_child: bool, first: tuple[str, tuple[str, ...]] | None = None) -> Person:
+    def _person(
+        self,
+        hh: Household,
+        origin: str,
+        gender: str,
+        birth: date,
+        last: str,
+        is_child: bool,
+        first: tuple[str, tuple[str, ...]] | None = None,
+    ) -> Person:
         rng = self.rng
         idx = len(self.people)
         if first is None:
@@ -253,7 +274,7 @@ class PopulationBuilder:
             lapsed = self.as_of_ts - rng.uniform(30, 540) * DAY
         p = Person(
             idx=idx,
-            person_id=f"P{idx + 1:06d}",
+            person_id=f"P{self.first_person + idx + 1:06d}",
             household=hh,
             origin=origin,
             gender=gender,
@@ -289,8 +310,8 @@ class PopulationBuilder:
             # A second address (work, or an old provider) that some systems still hold.
             domain = rng.choice(["hotmail.com", "skynet.be", "werk.example.be", "gmail.com"])
             p.alt_email = self._unique_email(
-                f"{email_part(p.first_name)}.{email_part(p.last_name)}.{rng.randint(1, 9)}",
-                domain)
+                f"{email_part(p.first_name)}.{email_part(p.last_name)}.{rng.randint(1, 9)}", domain
+            )
         mobile_p = 0.7 if age > 75 else 0.93
         if p.is_child:
             mobile_p = 0.7 if age >= 14 else 0.0
@@ -314,7 +335,7 @@ class PopulationBuilder:
 
     def _household(self, remaining: int) -> None:
         rng = self.rng
-        hid = f"H{len(self.households) + 1:06d}"
+        hid = f"H{self.first_household + len(self.households) + 1:06d}"
         origin = _weighted(rng, self._origins, self._origin_w)
         hh = Household(hid, origin, self._address(origin))
         self.households.append(hh)
@@ -342,10 +363,12 @@ class PopulationBuilder:
                 base = adults[0]
                 age = max(18, min(90, base.age_on(self.as_of) + rng.randint(-6, 6)))
                 birth = self._birth(age, age)
-                gender = ("F" if base.gender == "M" else "M") if rng.random() < 0.95 else \
-                    base.gender
-                p_origin = origin if rng.random() < 0.85 else _weighted(
-                    rng, self._origins, self._origin_w)
+                gender = (
+                    ("F" if base.gender == "M" else "M") if rng.random() < 0.95 else base.gender
+                )
+                p_origin = (
+                    origin if rng.random() < 0.85 else _weighted(rng, self._origins, self._origin_w)
+                )
                 same_name = origin in ("moroccan", "turkish", "jewish") or rng.random() < 0.2
                 last = base.last_name if same_name else self._last_name(p_origin)
                 if origin == "polish" and same_name:
@@ -353,10 +376,14 @@ class PopulationBuilder:
                 p = self._person(hh, p_origin, gender, birth, last, False)
             else:
                 gender = first_gender if i == 0 else rng.choice("MF")
-                p_origin = origin if i == 0 or rng.random() < 0.5 else _weighted(
-                    rng, self._origins, self._origin_w)
-                p = self._person(hh, p_origin, gender, self._birth(*spec),
-                                 self._last_name(p_origin), False)
+                p_origin = (
+                    origin
+                    if i == 0 or rng.random() < 0.5
+                    else _weighted(rng, self._origins, self._origin_w)
+                )
+                p = self._person(
+                    hh, p_origin, gender, self._birth(*spec), self._last_name(p_origin), False
+                )
             adults.append(p)
         n_kids = total - len(adults)
         if n_kids > 0:

@@ -177,15 +177,15 @@ def typo(text: str, rng: random.Random) -> str:
     i = rng.randrange(1, len(text) - 1)
     kind = rng.random()
     if kind < 0.35:
-        return text[:i] + text[i + 1] + text[i] + text[i + 2:]
+        return text[:i] + text[i + 1] + text[i] + text[i + 2 :]
     if kind < 0.6:
-        return text[:i] + text[i + 1:]
+        return text[:i] + text[i + 1 :]
     if kind < 0.8:
         return text[:i] + text[i] + text[i:]
     vowels = "aeiou"
     if text[i] in vowels:
-        return text[:i] + rng.choice(vowels.replace(text[i], "")) + text[i + 1:]
-    return text[:i] + text[i + 1] + text[i] + text[i + 2:]
+        return text[:i] + rng.choice(vowels.replace(text[i], "")) + text[i + 1 :]
+    return text[:i] + text[i + 1] + text[i] + text[i + 2 :]
 
 
 @lru_cache(maxsize=8192)

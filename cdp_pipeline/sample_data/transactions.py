@@ -41,24 +41,64 @@ from cdp_pipeline.sample_data.render import (
 )
 
 TICKETING_HEADER = [
-    "OrderNr", "OrderDatum", "Kanaal", "KlantVoornaam", "KlantNaam", "KlantEmail",
-    "KlantTelefoon", "KlantPostcode", "AProfielId", "EvenementId", "Evenement", "Locatie",
-    "Categorie", "VoorstellingDatum", "Aantal", "BedragEUR", "Status",
+    "OrderNr",
+    "OrderDatum",
+    "Kanaal",
+    "KlantVoornaam",
+    "KlantNaam",
+    "KlantEmail",
+    "KlantTelefoon",
+    "KlantPostcode",
+    "AProfielId",
+    "EvenementId",
+    "Evenement",
+    "Locatie",
+    "Categorie",
+    "VoorstellingDatum",
+    "Aantal",
+    "BedragEUR",
+    "Status",
 ]
 REGISTRATIONS_HEADER = [
-    "registration_id", "registered_at", "activity_id", "activity_name", "activity_type",
-    "participant_first_name", "participant_last_name", "participant_birth_date",
-    "contact_first_name", "contact_last_name", "contact_email", "contact_phone", "street",
-    "house_number", "postcode", "city", "a_profiel_id", "price_eur", "status",
+    "registration_id",
+    "registered_at",
+    "activity_id",
+    "activity_name",
+    "activity_type",
+    "participant_first_name",
+    "participant_last_name",
+    "participant_birth_date",
+    "contact_first_name",
+    "contact_last_name",
+    "contact_email",
+    "contact_phone",
+    "street",
+    "house_number",
+    "postcode",
+    "city",
+    "a_profiel_id",
+    "price_eur",
+    "status",
 ]
 NEWSLETTER_HEADER = [
-    "EMAIL", "FIRSTNAME", "LASTNAME", "LIST", "STATUS", "OPTIN_DATE", "UNSUBSCRIBE_DATE",
+    "EMAIL",
+    "FIRSTNAME",
+    "LASTNAME",
+    "LIST",
+    "STATUS",
+    "OPTIN_DATE",
+    "UNSUBSCRIBE_DATE",
     "LANGUAGE",
 ]
 # Share of catalogue events per category.
 CATEGORY_WEIGHTS = {
-    "concert": 0.22, "theater": 0.18, "dans": 0.06, "familie": 0.12, "expo": 0.1,
-    "film": 0.1, "sport": 0.22,
+    "concert": 0.22,
+    "theater": 0.18,
+    "dans": 0.06,
+    "familie": 0.12,
+    "expo": 0.1,
+    "film": 0.1,
+    "sport": 0.22,
 }
 # Which orders make an e-mail of a list relevant to a person (for the click boost).
 LIST_CATEGORIES = {
@@ -109,18 +149,20 @@ def build_accounts(ctx: Context) -> None:
     pending.sort(key=lambda t: (t[0], t[1].idx))
     rows: list[dict] = []
     for i, (created, p, email, status, is_main) in enumerate(pending):
-        acc_id = f"ap-{i + 1:06d}"
+        acc_id = f"ap-{ctx.offsets.account + i + 1:06d}"
         updated = created + rng.uniform(0, ctx.as_of_ts - created - 3600)
         if p.household.moved_at and p.household.moved_at > created and rng.random() < 0.7:
             # Most movers update their address in the register some weeks after moving.
-            updated = max(updated, min(ctx.as_of_ts - 3600,
-                                       p.household.moved_at + rng.uniform(1, 60) * DAY))
+            updated = max(
+                updated, min(ctx.as_of_ts - 3600, p.household.moved_at + rng.uniform(1, 60) * DAY)
+            )
         acc = Account(acc_id, p, email, created, updated, status, is_main)
         p.accounts.append(acc)
         rows.append(_account_row(ctx, acc))
         ctx.add_truth("aprofiel", acc_id, "account", p)
     ctx.counts["aprofiel"] = write_jsonl(
-        ctx.source_dir("aprofiel") / f"aprofiel_{ctx.as_of.isoformat()}.jsonl", rows)
+        ctx.source_dir("aprofiel") / f"aprofiel_{ctx.as_of.isoformat()}.jsonl", rows
+    )
 
 
 def _account_row(ctx: Context, acc: Account) -> dict:
@@ -152,7 +194,9 @@ def _account_row(ctx: Context, acc: Account) -> dict:
         "birth_date": birth_s,
         "gender": p.gender,
         "phone": phone,
-        "address": None if addr is None else {
+        "address": None
+        if addr is None
+        else {
             "street": addr.street,
             "number": addr.number,
             "box": addr.box or None,
@@ -178,8 +222,15 @@ def build_catalogue(ctx: Context) -> None:
     weights = list(CATEGORY_WEIGHTS.values())
     start = ctx.as_of - timedelta(days=560)
     span = 560 + 120
-    hours = {"concert": (20, 0), "theater": (20, 15), "dans": (20, 0), "familie": (15, 0),
-             "expo": (10, 0), "film": (21, 0), "sport": (19, 30)}
+    hours = {
+        "concert": (20, 0),
+        "theater": (20, 15),
+        "dans": (20, 0),
+        "familie": (15, 0),
+        "expo": (10, 0),
+        "film": (21, 0),
+        "sport": (19, 30),
+    }
     drafts = []
     for _ in range(n_events):
         cat = rng.choices(cats, weights=weights, k=1)[0]
@@ -191,10 +242,12 @@ def build_catalogue(ctx: Context) -> None:
         drafts.append((perf, cat, rng.choice(venues), rng.choice(stems), price))
     drafts.sort(key=lambda t: t[0])
     for i, (perf, cat, venue, stem, price) in enumerate(drafts):
-        event_id = f"EV-{4000 + i}"
-        slug = email_part(stem.replace(" ", "-")) + f"-{4000 + i}"
-        ctx.catalogue.append(CatalogueEvent(event_id, stem, venue, cat, perf, price,
-                                            f"/agenda/{slug}"))
+        number = 4000 + ctx.offsets.event + i
+        event_id = f"EV-{number}"
+        slug = email_part(stem.replace(" ", "-")) + f"-{number}"
+        ctx.catalogue.append(
+            CatalogueEvent(event_id, stem, venue, cat, perf, price, f"/agenda/{slug}")
+        )
 
 
 def _event_index(ctx: Context) -> dict[str, tuple[list[float], list[CatalogueEvent]]]:
@@ -244,15 +297,17 @@ def build_orders(ctx: Context) -> None:
         mine: list[Order] = []
         for _ in range(n_bursts):
             t0 = rng.uniform(start, end)
-            cat = _culture_cat(ctx, p) if rng.random() < rate_c / (rate_c + rate_s) \
-                else "sport"
+            cat = _culture_cat(ctx, p) if rng.random() < rate_c / (rate_c + rate_s) else "sport"
             for j in range(1 + poisson(rng, 0.6)):
                 t = t0 if j == 0 else t0 + rng.uniform(0.5, 30) * DAY
                 if t >= end:
                     continue
                 if j and rng.random() < 0.35:
-                    cat = _culture_cat(ctx, p) if rng.random() < rate_c / (rate_c + rate_s) \
+                    cat = (
+                        _culture_cat(ctx, p)
+                        if rng.random() < rate_c / (rate_c + rate_s)
                         else "sport"
+                    )
                 # The webshop mails the tickets, so people without e-mail buy at the desk.
                 has_email = bool(p.contact_email or p.alt_email)
                 channel = "kassa" if rng.random() < kassa_p or not has_email else "web"
@@ -264,8 +319,9 @@ def build_orders(ctx: Context) -> None:
                     continue
                 event = _pick_event(ctx, index, cat, t)
                 qty = rng.choices([1, 2, 3, 4, 5, 6], weights=[35, 40, 10, 9, 3, 3], k=1)[0]
-                status = rng.choices(["betaald", "terugbetaald", "geannuleerd"],
-                                     weights=[94, 4, 2], k=1)[0]
+                status = rng.choices(
+                    ["betaald", "terugbetaald", "geannuleerd"], weights=[94, 4, 2], k=1
+                )[0]
                 acc = p.account_at(t) if channel == "web" else None
                 logged_in = acc.account_id if acc and rng.random() < 0.7 else ""
                 mine.append(Order(t, p, channel, event, qty, status, logged_in))
@@ -277,12 +333,17 @@ def build_orders(ctx: Context) -> None:
     rows = []
     for i, o in enumerate(ctx.orders):
         year = brussels_date(o.ts).year
-        o.order_nr = f"T-{year}-{100000 + i}"
+        o.order_nr = f"T-{year}-{100000 + ctx.offsets.order + i}"
         rows.append(_order_row(ctx, o))
         ctx.add_truth("ticketing", o.order_nr, "buyer", o.person)
     ctx.counts["ticketing"] = write_csv(
         ctx.source_dir("ticketing") / f"ticketing_{ctx.as_of.isoformat()}.csv",
-        TICKETING_HEADER, rows, delimiter=";", encoding="cp1252", lineterminator="\r\n")
+        TICKETING_HEADER,
+        rows,
+        delimiter=";",
+        encoding="cp1252",
+        lineterminator="\r\n",
+    )
 
 
 def _order_row(ctx: Context, o: Order) -> list[str]:
@@ -296,8 +357,7 @@ def _order_row(ctx: Context, o: Order) -> list[str]:
     postcode = hh.address_at(o.ts, rng.uniform(0, 45) * DAY).postcode
     if o.channel == "web":
         r = rng.random()
-        email = (p.alt_email if p.alt_email and r < 0.1 else p.contact_email) or \
-            p.alt_email or ""
+        email = (p.alt_email if p.alt_email and r < 0.1 else p.contact_email) or p.alt_email or ""
         if rng.random() < 0.15:
             email = odd_case_email(email, rng)
         if p.phone and rng.random() < 0.6:
@@ -314,10 +374,23 @@ def _order_row(ctx: Context, o: Order) -> list[str]:
             postcode = ""
     amount = f"{o.event.price * o.quantity:.2f}".replace(".", ",")
     return [
-        o.order_nr, fmt_local_dmy_hm(o.ts), o.channel, first, last, email, phone,
-        postcode, o.a_profiel_id, o.event.event_id, o.event.name, o.event.venue,
-        o.event.category, fmt_local_dmy_hm(o.event.perf_ts), str(o.quantity),
-        amount, o.status,
+        o.order_nr,
+        fmt_local_dmy_hm(o.ts),
+        o.channel,
+        first,
+        last,
+        email,
+        phone,
+        postcode,
+        o.a_profiel_id,
+        o.event.event_id,
+        o.event.name,
+        o.event.venue,
+        o.event.category,
+        fmt_local_dmy_hm(o.event.perf_ts),
+        str(o.quantity),
+        amount,
+        o.status,
     ]
 
 
@@ -329,43 +402,101 @@ def _activities(ctx: Context) -> list[tuple[str, str, str, str, float, int, int,
     acts = []
     for year in (ctx.as_of.year - 2, ctx.as_of.year - 1, ctx.as_of.year, ctx.as_of.year + 1):
         k = 0
-        weeks = [("krokus", date(year, 2, 24), 1), ("pasen", date(year, 4, 7), 2),
-                 ("zomer", date(year, 7, 1), 8), ("herfst", date(year, 10, 27), 1)]
+        weeks = [
+            ("krokus", date(year, 2, 24), 1),
+            ("pasen", date(year, 4, 7), 2),
+            ("zomer", date(year, 7, 1), 8),
+            ("herfst", date(year, 10, 27), 1),
+        ]
         for season, first_day, n_weeks in weeks:
             for w in range(n_weeks):
                 d = first_day + timedelta(days=7 * w)
                 k += 1
-                label = f"Sportkamp {season} week {w + 1}" if n_weeks > 1 \
-                    else f"Sportkamp {season}"
-                acts.append((f"SK-{year}-{k:02d}", label, "sportkamp", "sport",
-                             _day_ts(d, 9 * 3600), 6, 14, 85.0))
-                acts.append((f"KK-{year}-{k:02d}", label.replace("Sportkamp", "Kleuterkamp"),
-                             "sportkamp", "sport", _day_ts(d, 9 * 3600), 3, 5, 70.0))
-        courses = [("Cursus Spaans A1", "culture", 18, 99, 120.0),
-                   ("Yoga voor beginners", "sport", 18, 99, 90.0),
-                   ("Start to Run", "sport", 16, 99, 45.0),
-                   ("Zwemles kinderen", "sport", 5, 12, 60.0),
-                   ("Tekenatelier", "culture", 6, 12, 75.0),
-                   ("Keramiek", "culture", 18, 99, 150.0),
-                   ("Fotografie", "culture", 16, 99, 110.0),
-                   ("Muziekatelier", "culture", 8, 15, 65.0)]
+                label = f"Sportkamp {season} week {w + 1}" if n_weeks > 1 else f"Sportkamp {season}"
+                acts.append(
+                    (
+                        f"SK-{year}-{k:02d}",
+                        label,
+                        "sportkamp",
+                        "sport",
+                        _day_ts(d, 9 * 3600),
+                        6,
+                        14,
+                        85.0,
+                    )
+                )
+                acts.append(
+                    (
+                        f"KK-{year}-{k:02d}",
+                        label.replace("Sportkamp", "Kleuterkamp"),
+                        "sportkamp",
+                        "sport",
+                        _day_ts(d, 9 * 3600),
+                        3,
+                        5,
+                        70.0,
+                    )
+                )
+        courses = [
+            ("Cursus Spaans A1", "culture", 18, 99, 120.0),
+            ("Yoga voor beginners", "sport", 18, 99, 90.0),
+            ("Start to Run", "sport", 16, 99, 45.0),
+            ("Zwemles kinderen", "sport", 5, 12, 60.0),
+            ("Tekenatelier", "culture", 6, 12, 75.0),
+            ("Keramiek", "culture", 18, 99, 150.0),
+            ("Fotografie", "culture", 16, 99, 110.0),
+            ("Muziekatelier", "culture", 8, 15, 65.0),
+        ]
         for sem, d in (("V", date(year, 2, 3)), ("N", date(year, 9, 15))):
             for j, (name, kind, lo, hi, price) in enumerate(courses):
-                acts.append((f"CU-{year}{sem}-{j + 1:02d}", name, "cursus", kind,
-                             _day_ts(d + timedelta(days=j), 19 * 3600), lo, hi, price))
+                acts.append(
+                    (
+                        f"CU-{year}{sem}-{j + 1:02d}",
+                        name,
+                        "cursus",
+                        kind,
+                        _day_ts(d + timedelta(days=j), 19 * 3600),
+                        lo,
+                        hi,
+                        price,
+                    )
+                )
         for month in range(1, 13):
             d = date(year, month, 10)
-            acts.append((f"BI-{year}-{month:02d}-1", "Voorleesuurtje", "bibliotheek", "culture",
-                         _day_ts(d, 14 * 3600), 3, 8, 0.0))
-            acts.append((f"BI-{year}-{month:02d}-2", "Lezing in de bibliotheek", "bibliotheek",
-                         "culture", _day_ts(d, 20 * 3600), 18, 99, 5.0))
-        city = [("EV-{y}-10M", "Antwerp 10 Miles", "sport", date(year, 4, 27), 16, 99, 35.0),
-                ("EV-{y}-SL", "Stadsloop", "sport", date(year, 9, 21), 8, 99, 15.0),
-                ("EV-{y}-OM", "Open Monumentendag", "culture", date(year, 9, 14), 0, 99, 0.0),
-                ("EV-{y}-ST", "Sinterklaasintrede", "city", date(year, 11, 15), 2, 10, 0.0)]
+            acts.append(
+                (
+                    f"BI-{year}-{month:02d}-1",
+                    "Voorleesuurtje",
+                    "bibliotheek",
+                    "culture",
+                    _day_ts(d, 14 * 3600),
+                    3,
+                    8,
+                    0.0,
+                )
+            )
+            acts.append(
+                (
+                    f"BI-{year}-{month:02d}-2",
+                    "Lezing in de bibliotheek",
+                    "bibliotheek",
+                    "culture",
+                    _day_ts(d, 20 * 3600),
+                    18,
+                    99,
+                    5.0,
+                )
+            )
+        city = [
+            ("EV-{y}-10M", "Antwerp 10 Miles", "sport", date(year, 4, 27), 16, 99, 35.0),
+            ("EV-{y}-SL", "Stadsloop", "sport", date(year, 9, 21), 8, 99, 15.0),
+            ("EV-{y}-OM", "Open Monumentendag", "culture", date(year, 9, 14), 0, 99, 0.0),
+            ("EV-{y}-ST", "Sinterklaasintrede", "city", date(year, 11, 15), 2, 10, 0.0),
+        ]
         for aid, name, kind, d, lo, hi, price in city:
-            acts.append((aid.format(y=year), name, "evenement", kind,
-                         _day_ts(d, 10 * 3600), lo, hi, price))
+            acts.append(
+                (aid.format(y=year), name, "evenement", kind, _day_ts(d, 10 * 3600), lo, hi, price)
+            )
     lo_ts = ctx.history_start + 30 * DAY
     hi_ts = ctx.as_of_ts + 60 * DAY
     return [a for a in acts if lo_ts <= a[4] <= hi_ts]
@@ -377,8 +508,7 @@ def _city_name(addr: Address, rng_value: float) -> str:
     if rng_value < 0.85 and addr.postcode.startswith("2") and addr.postcode < "2700":
         return "Antwerpen"
     if rng_value < 0.95 and addr.municipality not in ("Antwerpen",):
-        return f"Antwerpen-{addr.municipality}" if addr.postcode < "2700" else \
-            addr.municipality
+        return f"Antwerpen-{addr.municipality}" if addr.postcode < "2700" else addr.municipality
     return addr.municipality.upper()
 
 
@@ -407,8 +537,7 @@ def build_registrations(ctx: Context) -> None:
             if not kinds:
                 continue
             names = sorted(kinds)
-            w = [{"sport": p.sport + 0.05, "culture": p.culture + 0.05}.get(k, 0.05)
-                 for k in names]
+            w = [{"sport": p.sport + 0.05, "culture": p.culture + 0.05}.get(k, 0.05) for k in names]
             act = rng.choice(kinds[rng.choices(names, weights=w, k=1)[0]])
             reg_ts = act[4] - rng.uniform(3, 60) * DAY
             if reg_ts >= ctx.as_of_ts or reg_ts < ctx.history_start:
@@ -417,7 +546,7 @@ def build_registrations(ctx: Context) -> None:
     drafts.sort(key=lambda t: (t[0], t[1]))
     rows = []
     for i, (reg_ts, _, p, act) in enumerate(drafts):
-        reg_id = f"R-{80000 + i}"
+        reg_id = f"R-{80000 + ctx.offsets.registration + i}"
         age = p.age_on(brussels_date(reg_ts))
         adults = [m for m in p.household.members if not m.is_child]
         contact = p
@@ -429,11 +558,15 @@ def build_registrations(ctx: Context) -> None:
         ctx.add_truth("registrations", reg_id, "contact", contact)
     ctx.counts["registrations"] = write_csv(
         ctx.source_dir("registrations") / f"registrations_{ctx.as_of.isoformat()}.csv",
-        REGISTRATIONS_HEADER, rows, encoding="utf-8-sig")
+        REGISTRATIONS_HEADER,
+        rows,
+        encoding="utf-8-sig",
+    )
 
 
-def _registration_row(ctx: Context, reg_id: str, reg_ts: float, p: Person, contact: Person,
-                      act: tuple) -> list[str]:
+def _registration_row(
+    ctx: Context, reg_id: str, reg_ts: float, p: Person, contact: Person, act: tuple
+) -> list[str]:
     rng = ctx.rng
     pf, pl = ctx.names(p, "registration")
     if contact is p:
@@ -455,9 +588,25 @@ def _registration_row(ctx: Context, reg_id: str, reg_ts: float, p: Person, conta
     birth = p.birth_date.isoformat()
     status = rng.choices(["confirmed", "cancelled", "waitlisted"], weights=[86, 7, 7], k=1)[0]
     return [
-        reg_id, fmt_local_iso(reg_ts), act[0], act[1], act[2], pf, pl, birth, cf, cl, email,
-        phone, addr.street, house_number(addr.number, addr.box, rng), addr.postcode,
-        _city_name(addr, rng.random()), a_id, f"{act[7]:.2f}", status,
+        reg_id,
+        fmt_local_iso(reg_ts),
+        act[0],
+        act[1],
+        act[2],
+        pf,
+        pl,
+        birth,
+        cf,
+        cl,
+        email,
+        phone,
+        addr.street,
+        house_number(addr.number, addr.box, rng),
+        addr.postcode,
+        _city_name(addr, rng.random()),
+        a_id,
+        f"{act[7]:.2f}",
+        status,
     ]
 
 
@@ -472,8 +621,12 @@ def build_newsletter(ctx: Context) -> None:
         age = p.age_on(ctx.as_of)
         if age < 15 or rng.random() >= 0.15 + 0.7 * p.engagement:
             continue
-        probs = {"cultuur": 0.1 + 1.5 * p.culture, "sport": 0.05 + 1.5 * p.sport,
-                 "jeugd": 0.5 if _has_young_kids(p, ctx.as_of) else 0.0, "stad": 0.3}
+        probs = {
+            "cultuur": 0.1 + 1.5 * p.culture,
+            "sport": 0.05 + 1.5 * p.sport,
+            "jeugd": 0.5 if _has_young_kids(p, ctx.as_of) else 0.0,
+            "stad": 0.3,
+        }
         chosen = [lst for lst in NEWSLETTER_LISTS if rng.random() < probs[lst]]
         if not chosen:
             chosen = ["stad"]
@@ -491,35 +644,53 @@ def build_newsletter(ctx: Context) -> None:
     out = []
     for sub in ctx.subscriptions:
         first, last = ctx.names(sub.person, "newsletter")
-        shown = sub.email if rng.random() < 0.92 else \
-            odd_case_email(sub.email, rng).strip()
-        out.append([
-            shown, first, last, sub.list_name, sub.status,
-            fmt_local_ymd_hms(sub.optin_ts) if sub.optin_ts else "",
-            fmt_local_ymd_hms(sub.unsub_ts) if sub.unsub_ts else "",
-            sub.person.language,
-        ])
-        ctx.add_truth("newsletter", f"{sub.list_name}:{shown.strip().lower()}", "subscriber",
-                      sub.person)
+        shown = sub.email if rng.random() < 0.92 else odd_case_email(sub.email, rng).strip()
+        out.append(
+            [
+                shown,
+                first,
+                last,
+                sub.list_name,
+                sub.status,
+                fmt_local_ymd_hms(sub.optin_ts) if sub.optin_ts else "",
+                fmt_local_ymd_hms(sub.unsub_ts) if sub.unsub_ts else "",
+                sub.person.language,
+            ]
+        )
+        ctx.add_truth(
+            "newsletter", f"{sub.list_name}:{shown.strip().lower()}", "subscriber", sub.person
+        )
     ctx.counts["newsletter"] = write_csv(
         ctx.source_dir("newsletter") / f"newsletter_{ctx.as_of.isoformat()}.csv",
-        NEWSLETTER_HEADER, out)
+        NEWSLETTER_HEADER,
+        out,
+    )
 
 
 def _subscription(ctx: Context, p: Person, lst: str, email: str) -> None:
     rng = ctx.rng
-    status = rng.choices(["subscribed", "unsubscribed", "cleaned", "pending"],
-                         weights=[74, 12, 5 if email != p.alt_email else 25, 9], k=1)[0]
+    status = rng.choices(
+        ["subscribed", "unsubscribed", "cleaned", "pending"],
+        weights=[74, 12, 5 if email != p.alt_email else 25, 9],
+        k=1,
+    )[0]
     optin = ctx.as_of_ts - rng.uniform(2, 6 * 365) * DAY
     unsub = None
     if status == "unsubscribed":
         unsub = rng.uniform(optin, ctx.as_of_ts - 3600)
     elif status == "cleaned":
         unsub = rng.uniform(max(optin, ctx.as_of_ts - EMAIL_DAYS * DAY), ctx.as_of_ts - 3600)
-    ctx.subscriptions.append(Subscription(
-        p, lst, email, status, None if status == "pending" else optin,
-        unsub if status == "unsubscribed" else None,
-        unsub if status == "cleaned" else None))
+    ctx.subscriptions.append(
+        Subscription(
+            p,
+            lst,
+            email,
+            status,
+            None if status == "pending" else optin,
+            unsub if status == "unsubscribed" else None,
+            unsub if status == "cleaned" else None,
+        )
+    )
 
 
 # ------------------------------------------------------------------ email events
@@ -567,16 +738,37 @@ def build_email_events(ctx: Context) -> None:
                 continue
             if ts > stop:
                 if sub.status == "cleaned":
-                    rows.append((ts, seq, {"email": sub.email, "campaign_id": cid,
-                                           "event": "bounce", "url": None,
-                                           "ts": fmt_utc_z(ts + rng.uniform(5, 300))}))
+                    rows.append(
+                        (
+                            ts,
+                            seq,
+                            {
+                                "email": sub.email,
+                                "campaign_id": cid,
+                                "event": "bounce",
+                                "url": None,
+                                "ts": fmt_utc_z(ts + rng.uniform(5, 300)),
+                            },
+                        )
+                    )
                     seq += 1
                     bounced = True
                 break
             sent = ts + rng.uniform(0, 1800)
             last_cid = cid
-            rows.append((sent, seq, {"email": sub.email, "campaign_id": cid, "event": "sent",
-                                     "url": None, "ts": fmt_utc_z(sent)}))
+            rows.append(
+                (
+                    sent,
+                    seq,
+                    {
+                        "email": sub.email,
+                        "campaign_id": cid,
+                        "event": "sent",
+                        "url": None,
+                        "ts": fmt_utc_z(sent),
+                    },
+                )
+            )
             seq += 1
             # An order in the three weeks after the mail means the person was in the
             # market: they were far more likely to open and click it.
@@ -593,9 +785,19 @@ def build_email_events(ctx: Context) -> None:
             opened = sent + rng.expovariate(1 / 7200)
             if opened >= ctx.as_of_ts:
                 continue
-            rows.append((opened, seq, {"email": sub.email, "campaign_id": cid,
-                                       "event": "open", "url": None,
-                                       "ts": fmt_utc_z(opened)}))
+            rows.append(
+                (
+                    opened,
+                    seq,
+                    {
+                        "email": sub.email,
+                        "campaign_id": cid,
+                        "event": "open",
+                        "url": None,
+                        "ts": fmt_utc_z(opened),
+                    },
+                )
+            )
             seq += 1
             p_click = 0.7 if hot else 0.05 + 0.3 * p.engagement * max(p.culture, p.sport)
             if rng.random() < p_click:
@@ -606,16 +808,39 @@ def build_email_events(ctx: Context) -> None:
                     cat = _culture_cat(ctx, p) if sub.list_name != "sport" else "sport"
                     ev = _pick_event(ctx, index, cat, ts)
                 if clicked < ctx.as_of_ts:
-                    rows.append((clicked, seq, {
-                        "email": sub.email, "campaign_id": cid, "event": "click",
-                        "url": f"https://www.antwerpen.be{ev.path}", "ts": fmt_utc_z(clicked)}))
+                    rows.append(
+                        (
+                            clicked,
+                            seq,
+                            {
+                                "email": sub.email,
+                                "campaign_id": cid,
+                                "event": "click",
+                                "url": f"https://www.antwerpen.be{ev.path}",
+                                "ts": fmt_utc_z(clicked),
+                            },
+                        )
+                    )
                     seq += 1
-        if sub.status == "unsubscribed" and sub.unsub_ts and \
-                sub.unsub_ts >= ctx.as_of_ts - EMAIL_DAYS * DAY:
+        if (
+            sub.status == "unsubscribed"
+            and sub.unsub_ts
+            and sub.unsub_ts >= ctx.as_of_ts - EMAIL_DAYS * DAY
+        ):
             # The unsubscribe link of the last mail; the preference centre has no campaign.
-            rows.append((sub.unsub_ts, seq, {"email": sub.email, "campaign_id": last_cid,
-                                             "event": "unsubscribe", "url": None,
-                                             "ts": fmt_utc_z(sub.unsub_ts)}))
+            rows.append(
+                (
+                    sub.unsub_ts,
+                    seq,
+                    {
+                        "email": sub.email,
+                        "campaign_id": last_cid,
+                        "event": "unsubscribe",
+                        "url": None,
+                        "ts": fmt_utc_z(sub.unsub_ts),
+                    },
+                )
+            )
             seq += 1
     rows.sort(key=lambda t: (t[0], t[1]))
     for _, _, row in rows:
@@ -623,7 +848,8 @@ def build_email_events(ctx: Context) -> None:
             del row["url"]
     ctx.counts["email_events"] = write_jsonl(
         ctx.source_dir("email_events") / f"email_events_{ctx.as_of.isoformat()}.jsonl",
-        (r for _, _, r in rows))
+        (r for _, _, r in rows),
+    )
 
 
 __all__ = [
