@@ -95,9 +95,7 @@ def main() -> None:
                 )
                 if args.capacity_seconds > 0:
                     runner.run(
-                        client.capacity(
-                            paths, args.capacity_seconds, args.capacity_connections
-                        )
+                        client.capacity(paths, args.capacity_seconds, args.capacity_connections)
                     )
                 runner.run(client.batches(rng, args.profiles, args.batches))
             logger.info("    load average after: %s", _load_average())
@@ -129,9 +127,13 @@ def _prepare(warehouse: Path, profiles: int, reuse_snapshot: bool) -> None:
     logger.info(
         "Published %s in %.1f s (%.1f s CPU; %s): %s rows; %.0f MB DuckDB + %.0f MB SQLite;"
         " load average %s",
-        summary.name, _since(started), time.process_time() - cpu,
+        summary.name,
+        _since(started),
+        time.process_time() - cpu,
         ", ".join(f"{step} {value:.1f} s" for step, value in summary.seconds.items()),
-        summary.rows, summary.size_bytes / 1e6, summary.lookup_size_bytes / 1e6,
+        summary.rows,
+        summary.size_bytes / 1e6,
+        summary.lookup_size_bytes / 1e6,
         _load_average(),
     )
 
@@ -252,10 +254,17 @@ class _Client:
         logger.info(
             "    %s: %d requests in %.1f s = %.0f req/s; p50 %.2f ms, p90 %.2f ms, p99 %.2f ms,"
             " max %.2f ms; statuses %s; transport errors %d; generator CPU %.0f %%",
-            label, len(paths), elapsed, len(latencies) / elapsed,
-            _quantile(latencies, 0.50) * 1000, _quantile(latencies, 0.90) * 1000,
-            _quantile(latencies, 0.99) * 1000, (latencies[-1] if latencies else 0) * 1000,
-            dict(sorted(statuses.items())), errors, (time.process_time() - cpu) / elapsed * 100,
+            label,
+            len(paths),
+            elapsed,
+            len(latencies) / elapsed,
+            _quantile(latencies, 0.50) * 1000,
+            _quantile(latencies, 0.90) * 1000,
+            _quantile(latencies, 0.99) * 1000,
+            (latencies[-1] if latencies else 0) * 1000,
+            dict(sorted(statuses.items())),
+            errors,
+            (time.process_time() - cpu) / elapsed * 100,
         )
 
     async def capacity(self, paths: list[str], seconds: float, connections: int) -> None:
@@ -286,8 +295,11 @@ class _Client:
         logger.info(
             "    capacity (%d connections, closed loop): %.0f req/s; p50 %.2f ms, p99 %.2f ms;"
             " statuses %s",
-            connections, len(latencies) / elapsed, _quantile(latencies, 0.5) * 1000,
-            _quantile(latencies, 0.99) * 1000, dict(sorted(statuses.items())),
+            connections,
+            len(latencies) / elapsed,
+            _quantile(latencies, 0.5) * 1000,
+            _quantile(latencies, 0.99) * 1000,
+            dict(sorted(statuses.items())),
         )
 
     async def batches(self, rng: random.Random, profiles: int, count: int) -> None:
@@ -318,7 +330,10 @@ class _Client:
             connection.transport.close()
         logger.info(
             "    batch of 500: median %.1f ms, max %.1f ms over %d calls (%d of %d found)",
-            statistics.median(durations) * 1000, max(durations) * 1000, count, found,
+            statistics.median(durations) * 1000,
+            max(durations) * 1000,
+            count,
+            found,
             count * 500,
         )
 
@@ -338,8 +353,7 @@ def _quantile(sorted_values: list[float], q: float) -> float:
 
 def _start_server(port: int, workers: int, log_path: Path) -> subprocess.Popen:
     code = (
-        "from cdp_pipeline.api.server import serve;"
-        f" serve('127.0.0.1', {port}, workers={workers})"
+        f"from cdp_pipeline.api.server import serve; serve('127.0.0.1', {port}, workers={workers})"
     )
     log = log_path.open("w")
     return subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=log, env=os.environ)
@@ -349,9 +363,10 @@ def _wait_ready(port: int) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json().get(
-                "status"
-            ) == "ok":
+            if (
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json().get("status")
+                == "ok"
+            ):
                 # With several workers, give the others time to open the store too.
                 time.sleep(1.0)
                 return

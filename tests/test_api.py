@@ -40,34 +40,106 @@ def build_warehouse(path: Path) -> None:
     """Ann (everything), Bob (withdrew profiling), an erased person, an anonymous visitor."""
     with duckdb.connect(str(path)) as con:
         create_marts(con)
-        _insert(con, "marts.profiles", [
-            (ANN, "Ann", "Peeters", ANN_EMAIL, "+32470000001", None, "2000", "Antwerpen",
-             "A100", True, 4, "aprofiel,web_events", T0, T0, T0),
-            (BOB, "Bob", "Janssens", "bob@example.org", None, None, "2018", "Antwerpen",
-             None, True, 1, "ticketing", T0, T0, T0),
-            (VISITOR, None, None, None, None, None, None, None, None, False, 1, "web_events",
-             T0, T0, T0),
-            # An unknown web profile that holds Ann's e-mail too: Ann (known) must win.
-            ("p-000000000005", None, None, ANN_EMAIL, None, None, None, None, None, False, 1,
-             "web_events", T0, T0, datetime(2025, 12, 1)),
-        ])
-        _insert(con, "marts.profile_records", [
-            ("aprofiel|account|A100", "aprofiel", "A100", "account", ANN),
-            ("web_events|visitor|anon-1", "web_events", "anon-1", "visitor", ANN),
-            ("app_devices|device|dev-1", "app_devices", "dev-1", "device", ANN),
-            ("ticketing|buyer|O1", "ticketing", "O1", "buyer", BOB),
-            ("web_events|visitor|anon-4", "web_events", "anon-4", "visitor", VISITOR),
-            # Left behind for an erased person whose profile is gone from marts.profiles.
-            ("web_events|visitor|anon-erased", "web_events", "anon-erased", "visitor", ERASED),
-        ])
-        _insert(con, "marts.segment_members", [
-            ("m1", "culture_lapsed_buyers", ANN, T0, None),
-            ("m2", "auto_young_families", ANN, T0, None),
-            ("m3", "sport_camp_families", ANN, datetime(2025, 1, 1), T0),
-            ("m4", "newsletter_clickers_no_purchase", BOB, T0, None),
-            ("m5", "auto_culture_regulars", BOB, T0, None),
-            ("m6", "culture_lapsed_buyers", ERASED, T0, None),
-        ])
+        _insert(
+            con,
+            "marts.profiles",
+            [
+                (
+                    ANN,
+                    "Ann",
+                    "Peeters",
+                    ANN_EMAIL,
+                    "+32470000001",
+                    None,
+                    "2000",
+                    "Antwerpen",
+                    "A100",
+                    True,
+                    4,
+                    "aprofiel,web_events",
+                    T0,
+                    T0,
+                    T0,
+                ),
+                (
+                    BOB,
+                    "Bob",
+                    "Janssens",
+                    "bob@example.org",
+                    None,
+                    None,
+                    "2018",
+                    "Antwerpen",
+                    None,
+                    True,
+                    1,
+                    "ticketing",
+                    T0,
+                    T0,
+                    T0,
+                ),
+                (
+                    VISITOR,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    False,
+                    1,
+                    "web_events",
+                    T0,
+                    T0,
+                    T0,
+                ),
+                # An unknown web profile that holds Ann's e-mail too: Ann (known) must win.
+                (
+                    "p-000000000005",
+                    None,
+                    None,
+                    ANN_EMAIL,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    False,
+                    1,
+                    "web_events",
+                    T0,
+                    T0,
+                    datetime(2025, 12, 1),
+                ),
+            ],
+        )
+        _insert(
+            con,
+            "marts.profile_records",
+            [
+                ("aprofiel|account|A100", "aprofiel", "A100", "account", ANN),
+                ("web_events|visitor|anon-1", "web_events", "anon-1", "visitor", ANN),
+                ("app_devices|device|dev-1", "app_devices", "dev-1", "device", ANN),
+                ("ticketing|buyer|O1", "ticketing", "O1", "buyer", BOB),
+                ("web_events|visitor|anon-4", "web_events", "anon-4", "visitor", VISITOR),
+                # Left behind for an erased person whose profile is gone from marts.profiles.
+                ("web_events|visitor|anon-erased", "web_events", "anon-erased", "visitor", ERASED),
+            ],
+        )
+        _insert(
+            con,
+            "marts.segment_members",
+            [
+                ("m1", "culture_lapsed_buyers", ANN, T0, None),
+                ("m2", "auto_young_families", ANN, T0, None),
+                ("m3", "sport_camp_families", ANN, datetime(2025, 1, 1), T0),
+                ("m4", "newsletter_clickers_no_purchase", BOB, T0, None),
+                ("m5", "auto_culture_regulars", BOB, T0, None),
+                ("m6", "culture_lapsed_buyers", ERASED, T0, None),
+            ],
+        )
         consent_rows = []
         for purpose in ("email_marketing", "push_marketing", "ad_targeting", "profiling"):
             consent_rows.append((ANN, purpose, "granted", T0, "consents", "email:x"))
@@ -80,19 +152,27 @@ def build_warehouse(path: Path) -> None:
             " rfm_score integer, monetary_eur decimal(10, 2), last_purchase_date date,"
             " categories varchar[])"
         )
-        _insert(con, "marts.profile_traits", [
-            (ANN, "concert", 5, 123.5, datetime(2025, 10, 1).date(), ["concert", "theatre"]),
-            (BOB, "sport", 2, 10, None, []),
-        ])
+        _insert(
+            con,
+            "marts.profile_traits",
+            [
+                (ANN, "concert", 5, 123.5, datetime(2025, 10, 1).date(), ["concert", "theatre"]),
+                (BOB, "sport", 2, 10, None, []),
+            ],
+        )
         con.execute(
             "create table marts.propensity_scores"
             " (profile_id varchar, model varchar, score double, decile integer)"
         )
-        _insert(con, "marts.propensity_scores", [
-            (ANN, "ticket_purchase_30d", 0.81, 9),
-            (ANN, "newsletter_click", 0.12, 2),
-            (BOB, "ticket_purchase_30d", 0.55, 6),
-        ])
+        _insert(
+            con,
+            "marts.propensity_scores",
+            [
+                (ANN, "ticket_purchase_30d", 0.81, 9),
+                (ANN, "newsletter_click", 0.12, 2),
+                (BOB, "ticket_purchase_30d", 0.55, 6),
+            ],
+        )
 
 
 def publish(warehouse: Path) -> Path:
@@ -157,22 +237,36 @@ def test_full_profile_content(platform: Platform, full: dict[str, str]) -> None:
     profile = platform.client.get(f"/v1/profiles/profile_id/{ANN}", headers=full).json()["profile"]
     assert profile["segments"] == [
         {"segment": "auto_young_families", "automatic": True, "entered_at": "2025-11-30T02:00:00"},
-        {"segment": "culture_lapsed_buyers", "automatic": False,
-         "entered_at": "2025-11-30T02:00:00"},
+        {
+            "segment": "culture_lapsed_buyers",
+            "automatic": False,
+            "entered_at": "2025-11-30T02:00:00",
+        },
     ]
     assert profile["traits"] == {
-        "favourite_category": "concert", "rfm_score": 5, "monetary_eur": 123.5,
-        "last_purchase_date": "2025-10-01", "categories": ["concert", "theatre"],
+        "favourite_category": "concert",
+        "rfm_score": 5,
+        "monetary_eur": 123.5,
+        "last_purchase_date": "2025-10-01",
+        "categories": ["concert", "theatre"],
     }
     assert profile["scores"] == [
         {"model": "newsletter_click", "decile": 2, "score": 0.12},
         {"model": "ticket_purchase_30d", "decile": 9, "score": 0.81},
     ]
-    assert set(profile["consents"]) == {"email_marketing", "push_marketing", "ad_targeting",
-                                        "profiling"}
+    assert set(profile["consents"]) == {
+        "email_marketing",
+        "push_marketing",
+        "ad_targeting",
+        "profiling",
+    }
     assert profile["consents"]["profiling"]["status"] == "granted"
-    assert profile["contact"] == {"first_name": "Ann", "last_name": "Peeters",
-                                  "email": ANN_EMAIL, "phone": "+32470000001"}
+    assert profile["contact"] == {
+        "first_name": "Ann",
+        "last_name": "Peeters",
+        "email": ANN_EMAIL,
+        "phone": "+32470000001",
+    }
 
 
 @pytest.mark.parametrize("scope", SCOPES)
@@ -296,14 +390,19 @@ def test_batch_answers_in_order(platform: Platform, full: dict[str, str]) -> Non
         {"kind": "email_sha256", "value": email_sha256(ANN_EMAIL)},
     ]
     response = platform.client.post(
-        "/v1/profiles/batch", headers=full,
+        "/v1/profiles/batch",
+        headers=full,
         json={"identifiers": identifiers, "fields": ["segments"]},
     )
     assert response.status_code == 200, response.text
     results = response.json()["results"]
     assert [r["found"] for r in results] == [True, False, True, False, True]
     assert [r["profile"] and r["profile"]["profile_id"] for r in results] == [
-        ANN, None, BOB, None, ANN,
+        ANN,
+        None,
+        BOB,
+        None,
+        ANN,
     ]
     # Erased and unknown entries look alike, apart from the value the caller sent.
     assert {k: v for k, v in results[1].items() if k != "value" and k != "kind"} == {
@@ -327,18 +426,21 @@ def test_batch_limits(platform: Platform, full: dict[str, str]) -> None:
     empty = platform.client.post("/v1/profiles/batch", headers=full, json={"identifiers": []})
     assert empty.status_code == 422
     bad_kind = platform.client.post(
-        "/v1/profiles/batch", headers=full,
+        "/v1/profiles/batch",
+        headers=full,
         json={"identifiers": [{"kind": "phone", "value": "0470"}]},
     )
     assert bad_kind.status_code == 422
     bad_value = platform.client.post(
-        "/v1/profiles/batch", headers=full,
+        "/v1/profiles/batch",
+        headers=full,
         json={"identifiers": [{"kind": "email_sha256", "value": "abc"}]},
     )
     assert bad_value.status_code == 422
     assert "64 hexadecimal" in bad_value.text
     not_granted = platform.client.post(
-        "/v1/profiles/batch", headers=platform.key("segments"),
+        "/v1/profiles/batch",
+        headers=platform.key("segments"),
         json={"identifiers": [one], "fields": ["scores"]},
     )
     assert not_granted.status_code == 403

@@ -85,8 +85,14 @@ def test_snapshot_content(tmp_path: Path) -> None:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         summary = publish_snapshot(con, snapshots_dir_of(warehouse))
     assert summary.rows == {
-        "profiles": 2, "identifiers": 6, "segment_members": 2, "consents": 2, "traits": 0,
-        "scores": 0, "lookup_identifiers": 4, "lookup_cards": 2,
+        "profiles": 2,
+        "identifiers": 6,
+        "segment_members": 2,
+        "consents": 2,
+        "traits": 0,
+        "scores": 0,
+        "lookup_identifiers": 4,
+        "lookup_cards": 2,
     }
     assert summary.lookup_path == summary.path.with_suffix(".sqlite")
     assert summary.name == summary.path.stem
@@ -101,8 +107,11 @@ def test_snapshot_content(tmp_path: Path) -> None:
         ).fetchone()
     digest = hashlib.sha256(b"mixed.case@example.org").hexdigest()
     assert keys == {
-        "profile_id:p-1": "p-1", "profile_id:p-2": "p-2", "a_profiel_id:A1": "p-1",
-        "anonymous_id:anon-2": "p-2", "device_id:dev-1": "p-1",
+        "profile_id:p-1": "p-1",
+        "profile_id:p-2": "p-2",
+        "a_profiel_id:A1": "p-1",
+        "anonymous_id:anon-2": "p-2",
+        "device_id:dev-1": "p-1",
         f"email_sha256:{digest}": "p-1",
     }
     assert members == [("auto_families", "p-2", True), ("culture_lapsed_buyers", "p-1", False)]
@@ -115,24 +124,36 @@ def test_snapshot_content(tmp_path: Path) -> None:
     cards = _cards(store)
     assert cards["p-1"] == {
         "segments": [
-            {"segment": "culture_lapsed_buyers", "automatic": False,
-             "entered_at": "2025-11-30T02:00:00"},
+            {
+                "segment": "culture_lapsed_buyers",
+                "automatic": False,
+                "entered_at": "2025-11-30T02:00:00",
+            },
         ],
         "traits": {},
         "scores": [],
         "consents": {
-            "profiling": {"status": "granted", "updated_at": "2025-11-30T02:00:00",
-                          "source": "consents"},
+            "profiling": {
+                "status": "granted",
+                "updated_at": "2025-11-30T02:00:00",
+                "source": "consents",
+            },
         },
-        "contact": {"first_name": None, "last_name": None, "email": " Mixed.Case@Example.org",
-                    "phone": None},
+        "contact": {
+            "first_name": None,
+            "last_name": None,
+            "email": " Mixed.Case@Example.org",
+            "phone": None,
+        },
     }
     assert cards["p-2"]["segments"][0]["segment"] == "auto_families"
     assert cards["p-2"]["consents"] == {
         "profiling": {"status": "unknown", "updated_at": None, "source": None}
     }
     assert store.execute("select name, format, profiles from snapshot_info").fetchone() == (
-        summary.name, 1, 2,
+        summary.name,
+        1,
+        2,
     )
 
 
@@ -177,9 +198,17 @@ def test_traits_of_every_type_become_json(tmp_path: Path) -> None:
         )
     cards = _cards(sqlite3.connect(lookup_store_of(_publish(warehouse))))
     assert cards["p-1"]["traits"] == {
-        "favourite": "concert", "rfm": 5, "member": True, "monetary": 123.5, "broken": None,
-        "ratio": 0.25, "last_purchase": "2025-10-01", "seen": "2025-10-01T12:30:00.500000",
-        "categories": ["a", "b"], "values": [1.5, None], "nested": "{'x': 1}",
+        "favourite": "concert",
+        "rfm": 5,
+        "member": True,
+        "monetary": 123.5,
+        "broken": None,
+        "ratio": 0.25,
+        "last_purchase": "2025-10-01",
+        "seen": "2025-10-01T12:30:00.500000",
+        "categories": ["a", "b"],
+        "values": [1.5, None],
+        "nested": "{'x': 1}",
         "uuid": "00000000-0000-0000-0000-000000000001",
     }
     assert cards["p-2"]["traits"] == {}
@@ -228,7 +257,8 @@ def test_a_failed_build_leaves_the_current_snapshot(tmp_path: Path) -> None:
         _publish(warehouse)
     assert read_pointer(snapshots_dir_of(warehouse)) == first
     assert sorted(p.name for p in first.parent.glob("serving-*")) == [
-        first.name, lookup_store_of(first).name,
+        first.name,
+        lookup_store_of(first).name,
     ]
 
 
@@ -247,7 +277,8 @@ def test_a_failed_look_up_store_leaves_no_files(
         _publish(warehouse)
     assert read_pointer(snapshots_dir_of(warehouse)) == first
     assert sorted(p.name for p in first.parent.glob("serving-*")) == [
-        first.name, lookup_store_of(first).name,
+        first.name,
+        lookup_store_of(first).name,
     ]
 
 

@@ -37,8 +37,7 @@ REGISTRATIONS_HEADER = (
 )
 NEWSLETTER_HEADER = "EMAIL,FIRSTNAME,LASTNAME,LIST,STATUS,OPTIN_DATE,UNSUBSCRIBE_DATE,LANGUAGE"
 APP_DEVICES_HEADER = (
-    "device_id,platform,push_token,app_version,a_profiel_id,push_opt_in,first_seen_at,"
-    "last_seen_at"
+    "device_id,platform,push_token,app_version,a_profiel_id,push_opt_in,first_seen_at,last_seen_at"
 )
 PRIVACY_HEADER = "request_id,type,identifier_type,identifier_value,received_at"
 
@@ -90,10 +89,16 @@ def test_every_source_is_written_with_the_default_export_date(
     sample: tuple[Path, dict[str, int]],
 ) -> None:
     out, counts = sample
-    for source, suffix in [("aprofiel", "jsonl"), ("ticketing", "csv"),
-                           ("registrations", "csv"), ("newsletter", "csv"),
-                           ("email_events", "jsonl"), ("app_devices", "csv"),
-                           ("consents", "jsonl"), ("privacy_requests", "csv")]:
+    for source, suffix in [
+        ("aprofiel", "jsonl"),
+        ("ticketing", "csv"),
+        ("registrations", "csv"),
+        ("newsletter", "csv"),
+        ("email_events", "jsonl"),
+        ("app_devices", "csv"),
+        ("consents", "jsonl"),
+        ("privacy_requests", "csv"),
+    ]:
         path = out / source / f"{source}_{AS_OF}.{suffix}"
         assert path.is_file(), path
         assert counts[source] > 0, source
@@ -111,10 +116,12 @@ def test_aprofiel_is_nested_json_lines_with_its_quirks(
     assert all(re.fullmatch(r"ap-\d{6}", r["account_id"]) for r in rows)
     assert {r["status"] for r in rows} <= {"active", "deleted"}
     assert any(r["address"] is None for r in rows)
-    assert any(r["address"] and set(r["address"]) >= {"street", "number", "box", "postcode",
-                                                      "municipality", "country"} for r in rows)
-    assert any(r["email"] != r["email"].strip() or r["email"] != r["email"].lower()
-               for r in rows)
+    assert any(
+        r["address"]
+        and set(r["address"]) >= {"street", "number", "box", "postcode", "municipality", "country"}
+        for r in rows
+    )
+    assert any(r["email"] != r["email"].strip() or r["email"] != r["email"].lower() for r in rows)
     for r in rows:
         date.fromisoformat(r["birth_date"])
         assert datetime.fromisoformat(r["created_at"]).utcoffset() is not None
@@ -171,8 +178,7 @@ def test_newsletter_email_events_devices_consents_privacy_formats(
     nl_path = out / "newsletter" / f"newsletter_{AS_OF}.csv"
     assert nl_path.read_text("utf-8").splitlines()[0] == NEWSLETTER_HEADER
     newsletter = _csv(nl_path)
-    assert {r["STATUS"] for r in newsletter} <= {"subscribed", "unsubscribed", "cleaned",
-                                                 "pending"}
+    assert {r["STATUS"] for r in newsletter} <= {"subscribed", "unsubscribed", "cleaned", "pending"}
     for r in newsletter:
         for col in ("OPTIN_DATE", "UNSUBSCRIBE_DATE"):
             if r[col]:
@@ -193,8 +199,12 @@ def test_newsletter_email_events_devices_consents_privacy_formats(
 
     consents = _read_jsonl(out / "consents" / f"consents_{AS_OF}.jsonl")
     assert {c["subject_type"] for c in consents} == {"a_profiel", "email", "device"}
-    assert {c["purpose"] for c in consents} <= {"email_marketing", "push_marketing",
-                                               "ad_targeting", "profiling"}
+    assert {c["purpose"] for c in consents} <= {
+        "email_marketing",
+        "push_marketing",
+        "ad_targeting",
+        "profiling",
+    }
     assert {c["status"] for c in consents} == {"granted", "withdrawn"}
     per_subject = Counter((c["subject_type"], c["subject_id"]) for c in consents)
     assert max(per_subject.values()) >= 3
@@ -204,7 +214,8 @@ def test_newsletter_email_events_devices_consents_privacy_formats(
     requests = _csv(pr_path)
     accounts = _read_jsonl(out / "aprofiel" / f"aprofiel_{AS_OF}.jsonl")
     known = {("a_profiel_id", a["account_id"]) for a in accounts} | {
-        ("email", a["email"].strip().lower()) for a in accounts}
+        ("email", a["email"].strip().lower()) for a in accounts
+    }
     assert 1 <= len(requests) <= 20
     for r in requests:
         assert r["type"] in {"erasure", "access"}
@@ -238,8 +249,11 @@ def test_web_events_are_segment_json_one_file_per_day(
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_gives_byte_identical_files(tmp_path: Path) -> None:
@@ -272,18 +286,29 @@ def test_truth_covers_every_person_bearing_record_with_unique_keys(
     assert {t["person_id"] for t in truth} <= people
 
     expected: set[tuple[str, str, str]] = set()
-    expected |= {("aprofiel", r["account_id"], "account")
-                 for r in _read_jsonl(out / "aprofiel" / f"aprofiel_{AS_OF}.jsonl")}
+    expected |= {
+        ("aprofiel", r["account_id"], "account")
+        for r in _read_jsonl(out / "aprofiel" / f"aprofiel_{AS_OF}.jsonl")
+    }
     expected |= {("ticketing", r["OrderNr"], "buyer") for r in _ticketing(out)}
     for r in _registrations(out):
-        expected |= {("registrations", r["registration_id"], "participant"),
-                     ("registrations", r["registration_id"], "contact")}
-    expected |= {("newsletter", f"{r['LIST']}:{r['EMAIL'].strip().lower()}", "subscriber")
-                 for r in _csv(out / "newsletter" / f"newsletter_{AS_OF}.csv")}
-    expected |= {("app_devices", r["device_id"], "device")
-                 for r in _csv(out / "app_devices" / f"app_devices_{AS_OF}.csv")}
-    expected |= {("web_events", e["anonymousId"], "visitor")
-                 for events in _web_events(out).values() for e in events}
+        expected |= {
+            ("registrations", r["registration_id"], "participant"),
+            ("registrations", r["registration_id"], "contact"),
+        }
+    expected |= {
+        ("newsletter", f"{r['LIST']}:{r['EMAIL'].strip().lower()}", "subscriber")
+        for r in _csv(out / "newsletter" / f"newsletter_{AS_OF}.csv")
+    }
+    expected |= {
+        ("app_devices", r["device_id"], "device")
+        for r in _csv(out / "app_devices" / f"app_devices_{AS_OF}.csv")
+    }
+    expected |= {
+        ("web_events", e["anonymousId"], "visitor")
+        for events in _web_events(out).values()
+        for e in events
+    }
     assert set(keys) == expected
 
 
@@ -310,9 +335,12 @@ def test_placeholder_emails_in_box_office_still_carry_the_true_buyer(
 ) -> None:
     out, _ = sample
     truth = {t["record_key"]: t["person_id"] for t in _truth(out) if t["source"] == "ticketing"}
-    placeholder_rows = [r for r in _ticketing(out)
-                        if r["KlantEmail"].strip().lower() in PLACEHOLDERS
-                        or r["KlantEmail"].lower().startswith("noreply@")]
+    placeholder_rows = [
+        r
+        for r in _ticketing(out)
+        if r["KlantEmail"].strip().lower() in PLACEHOLDERS
+        or r["KlantEmail"].lower().startswith("noreply@")
+    ]
     assert placeholder_rows
     assert any(r["Kanaal"] == "kassa" for r in placeholder_rows)
     buyers = {truth[r["OrderNr"]] for r in placeholder_rows}
@@ -349,16 +377,25 @@ def test_anonymous_visitor_logs_in_halfway(sample: tuple[Path, dict[str, int]]) 
         if not idents or events[0]["anonymousId"].startswith("d-"):
             continue
         login = _utc(idents[0]["timestamp"])
-        before = [e for e in events if e["type"] != "identify" and "userId" not in e
-                  and _utc(e["timestamp"]) < login]
-        after = [e for e in events if e.get("userId") == idents[0]["userId"]
-                 and e["type"] != "identify" and _utc(e["timestamp"]) > login]
+        before = [
+            e
+            for e in events
+            if e["type"] != "identify" and "userId" not in e and _utc(e["timestamp"]) < login
+        ]
+        after = [
+            e
+            for e in events
+            if e.get("userId") == idents[0]["userId"]
+            and e["type"] != "identify"
+            and _utc(e["timestamp"]) > login
+        ]
         if before and after:
             found = True
             break
     assert found
-    anonymous_only = [v for v, events in per_visitor.items()
-                      if not any("userId" in e for e in events)]
+    anonymous_only = [
+        v for v, events in per_visitor.items() if not any("userId" in e for e in events)
+    ]
     assert anonymous_only
 
 
@@ -398,11 +435,15 @@ def test_one_person_written_with_particle_variants_across_sources(
         last_names[truth[("ticketing", r["OrderNr"], "buyer")]].add(r["KlantNaam"])
     for r in _registrations(out):
         last_names[truth[("registrations", r["registration_id"], "contact")]].add(
-            r["contact_last_name"])
-    variants = [names for names in last_names.values()
-                if len({n.replace(" ", "").lower() for n in names if n}) == 1
-                and len({n for n in names if n}) > 1
-                and any(" " in n for n in names)]
+            r["contact_last_name"]
+        )
+    variants = [
+        names
+        for names in last_names.values()
+        if len({n.replace(" ", "").lower() for n in names if n}) == 1
+        and len({n for n in names if n}) > 1
+        and any(" " in n for n in names)
+    ]
     assert variants
 
 
@@ -421,8 +462,11 @@ def test_clicks_precede_purchases_so_propensity_has_signal(
 ) -> None:
     out, _ = sample
     truth = _truth(out)
-    email_person = {t["record_key"].split(":", 1)[1]: t["person_id"]
-                    for t in truth if t["source"] == "newsletter"}
+    email_person = {
+        t["record_key"].split(":", 1)[1]: t["person_id"]
+        for t in truth
+        if t["source"] == "newsletter"
+    }
     order_person = {t["record_key"]: t["person_id"] for t in truth if t["source"] == "ticketing"}
     orders: dict[str, list[datetime]] = defaultdict(list)
     for r in _ticketing(out):
@@ -437,7 +481,10 @@ def test_clicks_precede_purchases_so_propensity_has_signal(
     events = _read_jsonl(out / "email_events" / f"email_events_{AS_OF}.jsonl")
     clicked = {(e["email"], e["campaign_id"]) for e in events if e["event"] == "click"}
     clicks = [bought_within_3_weeks(e) for e in events if e["event"] == "click"]
-    quiet = [bought_within_3_weeks(e) for e in events
-             if e["event"] == "sent" and (e["email"], e["campaign_id"]) not in clicked]
+    quiet = [
+        bought_within_3_weeks(e)
+        for e in events
+        if e["event"] == "sent" and (e["email"], e["campaign_id"]) not in clicked
+    ]
     assert clicks and quiet
     assert sum(clicks) / len(clicks) > 3 * sum(quiet) / len(quiet)

@@ -30,9 +30,7 @@ def api(
 @api_app.command("create-key")
 def create_key_command(
     name: Annotated[str, typer.Option(help="Who uses the key, e.g. 'website'.")],
-    scope: Annotated[
-        list[str], typer.Option(help=f"Repeat per scope: {', '.join(SCOPES)}.")
-    ],
+    scope: Annotated[list[str], typer.Option(help=f"Repeat per scope: {', '.join(SCOPES)}.")],
 ) -> None:
     """Create a key and print it once; only its hash is stored."""
     from cdp_pipeline.api.keys import create_key

@@ -52,9 +52,7 @@ class OpenSnapshot:
         self._users = 0
         self._retired = False
         self._closed = False
-        row = self._connection().execute(
-            "select name, format from snapshot_info"
-        ).fetchone()
+        row = self._connection().execute("select name, format from snapshot_info").fetchone()
         if row is None or row[1] != FORMAT_VERSION:
             self._close()
             raise sqlite3.DatabaseError(
@@ -119,9 +117,7 @@ class OpenSnapshot:
 class SnapshotReader:
     """Follows the ``CURRENT`` pointer of a snapshot folder."""
 
-    def __init__(
-        self, directory: Path, check_interval_s: float = DEFAULT_CHECK_INTERVAL_S
-    ) -> None:
+    def __init__(self, directory: Path, check_interval_s: float = DEFAULT_CHECK_INTERVAL_S) -> None:
         self._directory = directory
         self._interval = check_interval_s
         self._current: OpenSnapshot | None = None
@@ -168,7 +164,9 @@ class SnapshotReader:
             try:
                 stat = pointer.stat()
                 signature: tuple[int, int, int] | None = (
-                    stat.st_ino, stat.st_mtime_ns, stat.st_size,
+                    stat.st_ino,
+                    stat.st_mtime_ns,
+                    stat.st_size,
                 )
             except FileNotFoundError:
                 signature = None

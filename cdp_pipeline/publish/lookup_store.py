@@ -146,7 +146,11 @@ def build_lookup_store(
         store.close()
     logger.info(
         "Wrote look-up store %s: %d identifiers in %.1f s, %d cards in %.1f s",
-        target.name, identifiers, copied_at - started, cards, time.perf_counter() - copied_at,
+        target.name,
+        identifiers,
+        copied_at - started,
+        cards,
+        time.perf_counter() - copied_at,
     )
     return {"lookup_identifiers": identifiers, "lookup_cards": cards}
 
@@ -295,8 +299,16 @@ def _iso_timestamp(column: str) -> str:
 
 
 _INTEGER_TYPES = {
-    "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
-    "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT",
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
 }
 
 

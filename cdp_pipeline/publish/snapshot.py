@@ -312,6 +312,7 @@ _EMPTY_SCORES_SQL = (
     " (profile_id varchar, model varchar, score double, decile integer)"
 )
 
+
 def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
