@@ -18,6 +18,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from cdp_pipeline.activation.sync import dry_run
 from cdp_pipeline.identity.decisions import decisions_path, read_decisions
 from cdp_pipeline.publish import current_snapshot, publish_snapshot, snapshots_dir
 from cdp_pipeline.runner import NightlyOutcome, run_nightly
@@ -393,8 +394,13 @@ def test_matching_preview_and_save(app_client: TestClient) -> None:
         row[0]
         for row in _warehouse_rows("select distinct profile_id from identity.record_profiles")
     }
+    # The groups name the profiles of the run with the settings in force. Decisions made
+    # since the night (the join and review tests above) move records there, and a profile
+    # they form gets a new id that the warehouse does not have yet: only that drift may
+    # bring ids the night did not publish.
     for group in preview.merge_sample:
-        assert len(group["profiles"]) >= 2 and set(group["profiles"]) <= published
+        assert len(group["profiles"]) >= 2
+        assert set(group["profiles"]) <= published or preview.drift_records > 0, group
     # Profiles after = before - merged ones + the profiles they become + pieces of splits.
     split_parts = sum(item["parts"] - 1 for item in preview.split_sample)
     if preview.splits <= len(preview.split_sample):
@@ -441,6 +447,16 @@ def test_destinations_and_a_dry_run(app_client: TestClient) -> None:
     result = client.post("/destinations/culture_lapsed_newsletter/dry-run")
     assert result.status_code == 200
     assert 'id="dry-run"' in result.text, result.text[:2000]
+    # Planned on the UI's replica, it says what the activation step's own dry run on the
+    # warehouse says.
+    expected = dry_run("culture_lapsed_newsletter")
+    shown = html.unescape(result.text.split('id="dry-run"')[1].split("</div>")[0])
+    assert (
+        f"audience {expected.audience} of {expected.segment_members} members;"
+        f" would add {len(expected.to_add)}, update {len(expected.to_update)},"
+        f" remove {len(expected.to_remove)}." in " ".join(re.sub("<[^>]+>", "", shown).split())
+    ), shown
+    assert f"{expected.skipped_suppressed} suppressed" in shown
     assert client.post("/destinations/nope/dry-run").status_code == 404
 
 

@@ -51,8 +51,11 @@ def test_a_session_cookie_cannot_be_forged_or_reused_under_another_secret() -> N
 
 
 def test_login_logout_and_a_removed_user(platform: Path) -> None:
-    create_user("ada", "admin", "ada-password")
     client = TestClient(create_app(get_settings()))
+    # A fresh install: the login page tells how to add the first user, and only then.
+    assert "cdp ui add-user NAME --role admin" in client.get("/login").text
+    create_user("ada", "admin", "ada-password")
+    assert 'id="no-users"' not in client.get("/login").text
     login = client.post(
         "/login",
         data={"username": "ada", "password": "ada-password", "next": "https://evil.example/"},

@@ -23,7 +23,6 @@ from starlette.concurrency import run_in_threadpool
 
 from cdp_pipeline.activation.config import load_destinations
 from cdp_pipeline.activation.state import read_history
-from cdp_pipeline.activation.sync import dry_run
 from cdp_pipeline.identity import explain_profile, mark_different, mark_same, review_queue
 from cdp_pipeline.identity.decisions import read_decisions
 from cdp_pipeline.identity.review import decide_pair
@@ -38,6 +37,7 @@ from cdp_pipeline.ui.auth import (
     SessionSigner,
     User,
     authenticate,
+    has_users,
     known_user,
     session_secret,
 )
@@ -45,6 +45,7 @@ from cdp_pipeline.ui.data import (
     Store,
     columns_of,
     destinations_of,
+    dry_run_on_replica,
     profile_360,
     rows,
     segment_sizes,
@@ -111,7 +112,9 @@ def create_app(settings: Settings | None = None, segments_dir: Path | None = Non
 
     @app.get("/login", response_class=HTMLResponse)
     def login_page(request: Request, next: str = "/") -> HTMLResponse:
-        return render(request, "login.html", None, next=next, error=None)
+        return render(
+            request, "login.html", None, next=next, error=None, no_users=not has_users(settings)
+        )
 
     @app.post("/login")
     def login(
@@ -428,15 +431,23 @@ def create_app(settings: Settings | None = None, segments_dir: Path | None = Non
 
     @app.post("/destinations/{name}/dry-run", response_class=HTMLResponse)
     def destination_dry_run(request: Request, user: UserDep, name: str) -> HTMLResponse:
+        declared = {d.name: d for d in load_destinations(include_disabled=True)}
+        if name not in declared:
+            raise HTTPException(404, f"unknown destination {name!r}; declared: {sorted(declared)}")
         error = None
         report = None
-        try:
-            report = asdict(dry_run(name))
-        except KeyError as problem:
-            raise HTTPException(404, str(problem)) from None
-        except Exception as problem:  # noqa: BLE001 - any failure is shown, not a 500
-            # The nightly run holding the warehouse lock is the expected case here.
-            error = f"{type(problem).__name__}: {problem}"
+        with store.replica() as replica:
+            has_copy = replica is not None
+        if not has_copy:
+            error = "no warehouse copy yet: run the nightly job first"
+        else:
+            try:
+                # Planned on the replica: the warehouse may be held by a run right now.
+                plan = dry_run_on_replica(store.replica_path, declared[name], settings.state_dir)
+                report = asdict(plan)
+            except Exception as problem:  # noqa: BLE001 - any failure is shown, not a 500
+                # A sync writing the destination's state right now holds its lock.
+                error = f"{type(problem).__name__}: {problem}"
         audit.record(
             settings, user.name, "dry_run", destination=name, ok=error is None, error=error
         )

@@ -110,6 +110,11 @@ def authenticate(settings: Settings, name: str, password: str) -> User | None:
     return None
 
 
+def has_users(settings: Settings) -> bool:
+    """Whether anyone can log in yet (a fresh `make dev` has no users)."""
+    return bool(_read_users(users_path(settings)))
+
+
 def known_user(settings: Settings, name: str) -> User | None:
     """The user as the users file says now (a removed user's cookie stops working)."""
     entry = _read_users(users_path(settings)).get(name)

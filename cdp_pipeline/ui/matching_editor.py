@@ -62,7 +62,7 @@ THRESHOLD_KEYS = (
     "review_match_probability",
     "review_match_weight",
 )
-# Measured with `python -m cdp_pipeline.ui.bench_matching` on the 100 000-people bench
+# Measured with `bench/ui_matching_preview.py` on the 100 000-people bench
 # warehouse (339 849 records), two cores at load average 12 to 16: a 5 187-record sample
 # took 49 s for both runs; a 170 000-record sample had not finished its first run after
 # 12 minutes (peak RSS 1.9 GB). A preview should come back while the admin waits, so

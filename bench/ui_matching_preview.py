@@ -1,4 +1,4 @@
-"""Wall time of the matching preview: ``python -m cdp_pipeline.ui.bench_matching``.
+"""Wall time of the matching preview: ``.venv/bin/python bench/ui_matching_preview.py``.
 
 Copies the identity inputs and the published assignment of an existing warehouse (opened
 read-only) into a replica-like file, then times ``matching_editor.run_preview`` with the
