@@ -8,7 +8,7 @@ reason, and the counts reconcile.
 
 import shutil
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -17,7 +17,14 @@ import pytest
 
 from cdp_pipeline.ingest.config import load_sources_config
 from cdp_pipeline.ingest.definitions import build_ingest_assets
-from cdp_pipeline.ingest.loader import ingest_source, reprocess_quarantine
+from cdp_pipeline.ingest.loader import (
+    _local_date,
+    _Params,
+    _to_utc,
+    _tz_transitions,
+    ingest_source,
+    reprocess_quarantine,
+)
 from cdp_pipeline.ingest.quality import Expectation, Suite, UniqueKey, run_quality
 from cdp_pipeline.resources import LandingResource, WarehouseResource
 
@@ -288,6 +295,90 @@ def test_dst_nights_follow_the_documented_rule(corpus_run: CorpusRun) -> None:
     assert rows["T-1@fall_back.csv"] == datetime(2025, 10, 25, 23, 59)
     assert rows["T-2@fall_back.csv"] == rows["T-3@fall_back.csv"] == datetime(2025, 10, 26, 1, 30)
     assert rows["T-4@fall_back.csv"] == datetime(2025, 10, 26, 2, 0)
+
+
+@pytest.mark.parametrize("zone", ["Europe/Brussels", "America/New_York", "Asia/Kolkata"])
+def test_offset_lookups_agree_with_icu_on_every_change(zone: str) -> None:
+    """The yearly offset tables give what DuckDB's ICU timezone() gives, both ways.
+
+    Every offset change from 1970 to 2100 is probed one second either side and on the
+    second itself, in UTC (UTC -> local day, ``event_date``) and in wall time (local ->
+    UTC, including the gap and the repeated hour), plus years outside the tables.
+    """
+    table = _tz_transitions(zone)
+    assert table is not None
+    walls: list[datetime] = []
+    for key, offsets in (("b1", "o1"), ("b2", "o2")):
+        for wall, offset in zip(table[key], table[offsets], strict=True):
+            for shift in (-3601, -1, 0, 1, 1800, 3601):
+                walls.append(wall + timedelta(seconds=shift))
+                walls.append(wall - timedelta(seconds=offset - shift))  # the UTC instant
+    walls += [datetime(1969, 7, 1, 12), datetime(2101, 7, 1, 12), datetime(2025, 12, 31, 23, 30)]
+    con = duckdb.connect()
+    con.execute("create table t (ts timestamp)")
+    con.executemany("insert into t values (?)", [[w] for w in walls])
+    p = _Params()
+    to_utc, day = _to_utc("ts", zone, p), _local_date("ts", zone, p)
+    z = p.bind(zone)
+    mismatches = con.execute(
+        f"select ts, {to_utc}, timezone('UTC', timezone({z}, ts)), {day}, "
+        f"cast(timezone({z}, timezone('UTC', ts)) as date) from t "
+        f"where {to_utc} is distinct from timezone('UTC', timezone({z}, ts)) "
+        f"or {day} is distinct from cast(timezone({z}, timezone('UTC', ts)) as date)",
+        p.values,
+    ).fetchall()
+    assert mismatches == []
+
+
+@pytest.mark.parametrize("preserve_insertion_order", [True, False])
+def test_line_numbers_follow_the_file_on_a_parallel_read(
+    tmp_path: Path, preserve_insertion_order: bool
+) -> None:
+    """Line numbers come from the scan order of a parallel read, whatever the connection.
+
+    200,000 records span several DuckDB scan chunks, read on several threads; with
+    ``preserve_insertion_order = false`` DuckDB writes them in whatever order the threads
+    finish (most of 300,000 CSV rows came out of place when measured), so the loader must
+    insist on the order for its numbering, and leave the setting as it found it.
+    """
+    rows = 200_000
+    landing = tmp_path / "landing"
+    (landing / "ticketing").mkdir(parents=True)
+    (landing / "web_events").mkdir(parents=True)
+    header = (
+        "OrderNr;OrderDatum;Kanaal;KlantVoornaam;KlantNaam;KlantEmail;KlantTelefoon;"
+        "KlantPostcode;AProfielId;EvenementId;Evenement;Locatie;Categorie;VoorstellingDatum;"
+        "Aantal;BedragEUR;Status\n"
+    )
+    (landing / "ticketing" / "t.csv").write_text(
+        header
+        + "".join(
+            f"T-{i};29/11/2025 21:14;web;An;Peeters;an.{i}@example.org;;2000;;EV-1;Jazz;"
+            f"De Singel;concert;13/12/2025 20:00;1;54,00;betaald\n"
+            for i in range(rows)
+        ),
+        encoding="cp1252",
+    )
+    (landing / "web_events" / "2025-11-29.jsonl").write_text(
+        "".join(
+            f'{{"messageId": "m-{i}", "type": "page", "anonymousId": "a-{i}", '
+            f'"name": "Agenda", "timestamp": "2025-11-29T10:00:00.000Z"}}\n'
+            for i in range(rows)
+        )
+    )
+    con = duckdb.connect()
+    con.execute(f"set preserve_insertion_order = {str(preserve_insertion_order).lower()}")
+    for source in ("ticketing", "web_events"):
+        assert ingest_source(con, SOURCES[source], landing).total("rows_loaded") == rows
+    misplaced = con.execute(
+        "select (select count(*) from raw.ticket_orders "
+        "where cast(substr(order_id, 3) as bigint) <> _line - 2), "
+        "(select count(*) from raw.web_events "
+        "where cast(substr(message_id, 3) as bigint) <> _line - 1)"
+    ).fetchall()
+    assert misplaced == [(0, 0)]
+    setting = con.execute("select current_setting('preserve_insertion_order')").fetchall()
+    assert setting == [(preserve_insertion_order,)]
 
 
 # ------------------------------------------------------------------ re-processing
