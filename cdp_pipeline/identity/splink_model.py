@@ -25,6 +25,7 @@ from splink import DuckDBAPI, Linker, block_on
 from splink.blocking_rule_library import And, CustomRule
 
 from cdp_pipeline.identity.config import MatchingConfig
+from cdp_pipeline.identity.engine import splink_db_api
 
 logger = logging.getLogger(__name__)
 
@@ -379,7 +380,7 @@ def score_pairs(
         changed = ~hashes["unique_id"].is_in(known["unique_id"].implode()).alias(CHANGED)
     con = duckdb.connect(":memory:")
     try:
-        db_api = DuckDBAPI(con)
+        db_api = splink_db_api(con)  # CDP_ENGINE: DuckDB or Spark
         model_input = frame.with_columns(changed.alias(CHANGED)).to_arrow()
         sdf = db_api.register(model_input, table_name="identity_input")
         reusable = (

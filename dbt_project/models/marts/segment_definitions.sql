@@ -19,8 +19,9 @@ definitions as (
     select
         '{{ node.name | replace("seg_", "", 1) }}' as segment,
         '{{ node.name }}' as model_name,
-        '{{ meta.get("owner", "") | replace("'", "''") }}' as owner,
-        '{{ (meta.get("description") or node.description or "") | replace("'", "''") }}'
+        '{{ dbt.escape_single_quotes(meta.get("owner", "")) }}' as owner,
+        -- escape_single_quotes: Spark reads '' as two adjacent literals, not as a quote.
+        '{{ dbt.escape_single_quotes(meta.get("description") or node.description or "") }}'
             as description,
         '{{ (meta.get("channels") or []) | join(",") }}' as channels,
         '{{ meta.get("purpose", "") }}' as consent_purpose,

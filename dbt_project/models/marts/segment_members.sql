@@ -1,11 +1,14 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='merge',
+        incremental_strategy=incremental_merge_strategy(),
         unique_key='membership_id',
-        on_schema_change='append_new_columns'
+        on_schema_change='append_new_columns',
+        file_format=var('spark_file_format', 'delta')
     )
 }}
+
+{{ require_merge_strategy() }}
 
 -- Published: segment membership history. One row per stay of a profile in a segment:
 -- entered_at is the run that first saw it, exited_at the run that no longer saw it (null
