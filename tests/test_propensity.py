@@ -8,11 +8,23 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+import sqlglot
+from sqlglot import exp
 
 from cdp_pipeline.resources import WarehouseResource
 from cdp_pipeline.segments.definitions import propensity_scores
-from cdp_pipeline.segments.features import FEATURES, feature_batches, features_at, training_frame
+from cdp_pipeline.segments.features import (
+    _CLICK_LABEL_SQL,
+    _FEATURES_SQL,
+    _TICKET_LABEL_SQL,
+    FEATURES,
+    LABEL_DAYS,
+    feature_batches,
+    features_at,
+    training_frame,
+)
 from cdp_pipeline.segments.propensity import (
+    SPLITS,
     MinimumData,
     NotEnoughData,
     deciles,
@@ -127,6 +139,30 @@ def test_profiles_with_profiling_withdrawn_are_left_out(population: Path) -> Non
 def test_no_sensitive_attribute_is_a_feature() -> None:
     for name in FEATURES:
         assert not set(name.split("_")) & set(SENSITIVE), name
+
+
+@pytest.mark.parametrize("sql", [_FEATURES_SQL, _TICKET_LABEL_SQL, _CLICK_LABEL_SQL])
+def test_features_and_labels_read_only_behaviour_columns(sql: str) -> None:
+    """Every column the SQL reads is behaviour or a key: no profile attribute can slip in."""
+    tree = sqlglot.parse_one(sql.replace("$cutoff", "now()").replace("$label_end", "now()"),
+                             read="duckdb")  # fmt: skip
+    tables = {f"{t.db}.{t.name}" for t in tree.find_all(exp.Table) if t.db}
+    assert tables <= {"marts.interactions", "marts.profiles", "marts.consent_state"}
+    columns = {column.name for column in tree.find_all(exp.Column)} - {"*"}
+    behaviour = {
+        "profile_id", "interaction_type", "occurred_at", "category", "amount_eur", "status",
+        "item_name", "event_id", "campaign_id", "purpose", "age_days", "n", "clicked",
+    }  # fmt: skip
+    assert columns <= behaviour, columns - behaviour
+
+
+@pytest.mark.parametrize("model", sorted(SPLITS))
+def test_time_split_keeps_training_labels_before_the_test_period(model: str) -> None:
+    train_days, test_days = SPLITS[model]
+    # Days before R: a training label window [cut-off, cut-off + L) ends by the test cut-off,
+    # and the test label window ends by R, the moment scores are made.
+    assert all(days - LABEL_DAYS[model] >= test_days for days in train_days)
+    assert test_days >= LABEL_DAYS[model]
 
 
 def test_model_finds_the_signal_and_scores_in_deciles(population: Path) -> None:

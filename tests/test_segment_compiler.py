@@ -9,6 +9,7 @@ from cdp_pipeline.segments.compiler import (
     SegmentDefinitionError,
     auto_segment_sql,
     build,
+    hand_written_problems,
     project_yml_with_segments,
     segment_sql,
     stale_files,
@@ -141,12 +142,24 @@ def _project(tmp_path: Path) -> dict[str, Path]:
     models = tmp_path / "models" / "segments"
     models.mkdir(parents=True)
     (models / "seg_hand_made.sql").write_text("select 1 as profile_id\n")
+    (models / "_segments__models.yml").write_text(yaml.safe_dump(_hand_made_yaml()))
     project_yml = tmp_path / "dbt_project.yml"
     project_yml.write_text(
         "vars:\n  segments:\n    # begin generated: segments\n    - x\n"
         "    # end generated: segments\n"
     )
     return {"models_dir": models, "project_yml": project_yml}
+
+
+def _hand_made_yaml(**meta: object) -> dict:
+    """The YAML of an analyst segment seg_hand_made that keeps the convention."""
+    full = {"owner": "analysts", "description": "d", "channels": ["email"],
+            "purpose": "email_marketing", **meta}  # fmt: skip
+    return {"version": 2, "models": [{
+        "name": "seg_hand_made",
+        "config": {"meta": {k: v for k, v in full.items() if v is not None}},
+        "columns": [{"name": "profile_id", "data_tests": ["unique", "not_null"]}],
+    }]}  # fmt: skip
 
 
 def _segment(name: str, where: dict) -> dict:
@@ -224,3 +237,56 @@ def test_invalid_definitions_name_file_segment_and_field(
 def test_var_block_markers_are_required() -> None:
     with pytest.raises(ValueError, match="begin generated: segments"):
         project_yml_with_segments("vars:\n  segments: []\n", ["a"])
+
+
+@pytest.mark.parametrize(
+    ("meta", "expected"),
+    [
+        ({"owner": None}, "segment 'hand_made': field config.meta.owner: missing or empty"),
+        ({"description": " "},
+         "segment 'hand_made': field config.meta.description: missing or empty"),
+        ({"channels": ["email", "fax"]},
+         "segment 'hand_made': field config.meta.channels: needs a list of"),
+        ({"purpose": "spam"}, "segment 'hand_made': field config.meta.purpose: needs one of"),
+    ],
+)  # fmt: skip
+def test_analyst_segments_keep_the_metadata_convention(
+    tmp_path: Path, meta: dict, expected: str
+) -> None:
+    config = _write_config(tmp_path, "a.yml", [_segment("s1", {"consent": "email_marketing"})])
+    paths = _project(tmp_path)
+    models_yaml = paths["models_dir"] / "_segments__models.yml"
+    models_yaml.write_text(yaml.safe_dump(_hand_made_yaml(**meta)))
+    with pytest.raises(SegmentDefinitionError) as raised:
+        build(config_dir=config, **paths)
+    assert f"{models_yaml}: {expected}" in str(raised.value)
+
+
+def test_analyst_segments_need_a_yaml_entry_and_profile_id_tests(tmp_path: Path) -> None:
+    paths = _project(tmp_path)
+    models = paths["models_dir"]
+    (models / "seg_undocumented.sql").write_text("select 1 as profile_id\n")
+    document = _hand_made_yaml()
+    document["models"][0]["columns"][0]["data_tests"] = ["not_null"]
+    (models / "_segments__models.yml").write_text(yaml.safe_dump(document))
+    problems = hand_written_problems(models)
+    assert problems == [
+        f"{models / '_segments__models.yml'}: segment 'hand_made': field"
+        " columns.profile_id.data_tests: no unique test",
+        f"{models}: segment 'undocumented': field models: seg_undocumented.sql has no entry"
+        " (name, description, config.meta, profile_id tests) in a YAML file",
+    ]
+
+
+def test_the_project_s_analyst_segments_keep_the_convention() -> None:
+    assert hand_written_problems() == []
+
+
+def test_every_trait_is_documented_with_a_type() -> None:
+    document = yaml.safe_load((DBT_PROJECT_DIR / "models/traits/_traits__models.yml").read_text())
+    (model,) = [m for m in document["models"] if m["name"] == "profile_traits"]
+    undocumented = [
+        c["name"] for c in model["columns"] if not str(c.get("description", "")).strip()
+    ]
+    untyped = [c["name"] for c in model["columns"] if not c.get("data_type")]
+    assert (undocumented, untyped) == ([], [])

@@ -32,12 +32,22 @@ def _warehouse(path: Path) -> Path:
 def test_size_history_per_run(tmp_path: Path) -> None:
     with duckdb.connect(str(_warehouse(tmp_path / "w.duckdb"))) as con:
         history = segment_size_history(con)
-    sizes = {(row.run_at, row.segment): row.size for row in history.itertuples()}
-    assert sizes == {
-        (NIGHT_1, "a"): 2, (NIGHT_1, "b"): 0,
-        (NIGHT_2, "a"): 2, (NIGHT_2, "b"): 0,
-        (NIGHT_3, "a"): 3, (NIGHT_3, "b"): 1,
+    figures = {
+        (row.run_at, row.segment): (row.size, row.entered, row.exited)
+        for row in history.itertuples()
+    }
+    # (size, entered, exited): P2 leaves "a" on night 2 as P3 enters, and comes back on 3.
+    assert figures == {
+        (NIGHT_1, "a"): (2, 2, 0), (NIGHT_1, "b"): (0, 0, 0),
+        (NIGHT_2, "a"): (2, 1, 1), (NIGHT_2, "b"): (0, 0, 0),
+        (NIGHT_3, "a"): (3, 1, 0), (NIGHT_3, "b"): (1, 1, 0),
     }  # fmt: skip
+
+
+def test_size_history_keeps_only_the_last_runs(tmp_path: Path) -> None:
+    with duckdb.connect(str(_warehouse(tmp_path / "w.duckdb"))) as con:
+        history = segment_size_history(con, max_runs=2)
+    assert sorted(set(history["run_at"])) == [NIGHT_2, NIGHT_3]
 
 
 def test_summary_metadata_has_a_plot_and_keeps_fingerprints(tmp_path: Path) -> None:
@@ -48,7 +58,12 @@ def test_summary_metadata_has_a_plot_and_keeps_fingerprints(tmp_path: Path) -> N
     (materialization,) = result.asset_materializations_for_node("segments__segment_summary")
     metadata = materialization.metadata
     plot = metadata["size_over_time"].value
-    assert plot.startswith("![segment size per run](data:image/png;base64,")
-    assert "| 2025-12-03 02:00 | 3 | 1 |" in plot
+    assert plot.startswith("![segment size, entries and exits per run](data:image/png;base64,")
+    assert "| 2025-12-02 02:00 | 2 (+1 −1) | 0 (+0 −0) |" in plot
+    assert "| 2025-12-03 02:00 | 3 (+1 −0) | 1 (+1 −0) |" in plot
     assert set(metadata[FINGERPRINTS_METADATA_KEY].value) == {"a", "b"}
     assert metadata["size/a"].value == 3
+    # The latest run's entries and exits as numbers, which the UI plots run after run.
+    assert (metadata["entered/a"].value, metadata["exited/a"].value) == (1, 0)
+    assert (metadata["entered/b"].value, metadata["exited/b"].value) == (1, 0)
+    assert "| a | 3 | 1 | 0 |" in metadata["sizes"].value

@@ -21,7 +21,7 @@ import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import ValidationError
@@ -30,6 +30,7 @@ from cdp_pipeline.segments.catalog import N_CLUSTERS, PROPENSITY_MODELS, auto_se
 from cdp_pipeline.segments.spec import (
     AllCondition,
     AnyCondition,
+    Channel,
     Condition,
     ConsentCondition,
     EventCondition,
@@ -160,6 +161,54 @@ def load_segments(config_dir: Path = SEGMENT_CONFIG_DIR) -> list[LoadedSegment]:
 
 
 # ------------------------------------------------------------------ semantic checks
+
+CHANNELS: tuple[str, ...] = get_args(Channel)
+
+
+def hand_written_problems(models_dir: Path = SEGMENT_MODELS_DIR) -> list[str]:
+    """Analyst segments that break the convention of ``_segments__models.yml``.
+
+    Every ``seg_<name>.sql`` needs an entry in a YAML file of its folder with ``config.meta``
+    owner, description, channels (a list of CHANNELS) and purpose (a consent purpose), and
+    ``unique`` and ``not_null`` tests on ``profile_id``, as the generated models have.
+    One message per problem, naming the file, the segment and the field.
+    """
+    entries: dict[str, tuple[str, dict[str, Any]]] = {}
+    for path in sorted(models_dir.glob("*.yml")):
+        document = yaml.safe_load(path.read_text()) or {}
+        for model in document.get("models") or []:
+            if isinstance(model, dict) and "name" in model:
+                entries[str(model["name"])] = (_relative(path), model)
+    problems: list[str] = []
+    for name in hand_written_segments(models_dir):
+        if f"seg_{name}" not in entries:
+            problems.append(
+                f"{_relative(models_dir)}: segment {name!r}: field models: seg_{name}.sql has no"
+                " entry (name, description, config.meta, profile_id tests) in a YAML file"
+            )
+            continue
+        source, model = entries[f"seg_{name}"]
+        meta = (model.get("config") or {}).get("meta") or model.get("meta") or {}
+        found: list[tuple[str, str]] = []
+        for key in ("owner", "description"):
+            if not isinstance(meta.get(key), str) or not meta[key].strip():
+                found.append((f"config.meta.{key}", "missing or empty"))
+        channels = meta.get("channels")
+        if not isinstance(channels, list) or not set(channels) <= set(CHANNELS):
+            found.append(("config.meta.channels", f"needs a list of {CHANNELS}, got {channels!r}"))
+        if meta.get("purpose") not in CONSENT_PURPOSES:
+            found.append((
+                "config.meta.purpose",
+                f"needs one of {CONSENT_PURPOSES}, got {meta.get('purpose')!r}",
+            ))  # fmt: skip
+        columns = {c.get("name"): c for c in model.get("columns") or [] if isinstance(c, dict)}
+        tests = (columns.get("profile_id") or {}).get("data_tests") or []
+        named = {t if isinstance(t, str) else next(iter(t)) for t in tests}
+        for test in ("unique", "not_null"):
+            if test not in named:
+                found.append(("columns.profile_id.data_tests", f"no {test} test"))
+        problems.extend(f"{source}: segment {name!r}: field {field}: {p}" for field, p in found)
+    return problems
 
 
 def _walk(condition: Any, path: str) -> Iterable[tuple[Any, str]]:
@@ -586,6 +635,9 @@ def build(
     """Compile in memory (no file written)."""
     types = trait_types(traits_yaml)
     hand_written = hand_written_segments(models_dir)
+    convention = hand_written_problems(models_dir)
+    if convention:
+        raise SegmentDefinitionError(convention)
     segments = load_segments(config_dir)
     validate_segments(segments, types, hand_written)
     generated_dir = models_dir / "generated"

@@ -62,7 +62,11 @@ create table if not exists ml.auto_segment_history (
 def segment_summary(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """Size, entries and exits of every segment after tonight's run."""
+    """Size, entries and exits of every segment after tonight's run, and over past runs.
+
+    Metadata: a table of tonight's figures, ``size_over_time`` (a plot of sizes, entries
+    and exits per run over the last 30 runs, and its table) and per-segment numbers.
+    """
     from cdp_pipeline.segments.membership import segment_size_history, segment_states
     from cdp_pipeline.segments.plots import size_history_markdown
 
@@ -84,8 +88,11 @@ def segment_summary(
             {state.segment: state.fingerprint for state in states}
         ),
     }
+    # Numeric metadata: the Dagster UI plots each key over the asset's materializations.
     for state in states:
         metadata[f"size/{state.segment}"] = dg.MetadataValue.int(state.size)
+        metadata[f"entered/{state.segment}"] = dg.MetadataValue.int(state.entered)
+        metadata[f"exited/{state.segment}"] = dg.MetadataValue.int(state.exited)
     return dg.MaterializeResult(metadata=metadata)
 
 

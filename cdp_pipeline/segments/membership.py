@@ -53,7 +53,9 @@ def segment_states(con: duckdb.DuckDBPyConnection) -> list[SegmentState]:
     return [SegmentState(*row) for row in rows]
 
 
-# Every run timestamp seen in the history, and each segment's size right after that run.
+# Every run timestamp seen in the history, and per segment its size right after that run
+# and the profiles that entered and exited in that run. A row entered by the run counts
+# towards the size unless it exited by then; an exit at the run itself is that run's exit.
 _SIZE_HISTORY_SQL = """
 with history as (
     select segment, entered_at, exited_at from marts.segment_members
@@ -76,18 +78,24 @@ segments as (
 select
     recent_runs.run_at,
     segments.segment,
-    count(history.segment) as size
+    count(history.segment) filter (
+        where history.exited_at is null or history.exited_at > recent_runs.run_at
+    ) as size,
+    count(history.segment) filter (where history.entered_at = recent_runs.run_at) as entered,
+    count(history.segment) filter (where history.exited_at = recent_runs.run_at) as exited
 from recent_runs
 cross join segments
 left join history
     on history.segment = segments.segment
     and history.entered_at <= recent_runs.run_at
-    and (history.exited_at is null or history.exited_at > recent_runs.run_at)
 group by recent_runs.run_at, segments.segment
 order by recent_runs.run_at, segments.segment
 """
 
 
 def segment_size_history(con: duckdb.DuckDBPyConnection, max_runs: int = 30) -> pd.DataFrame:
-    """Size of every segment after each of the last ``max_runs`` runs (run_at, segment, size)."""
+    """Per segment and each of the last ``max_runs`` runs: size after it, entries, exits.
+
+    Columns run_at, segment, size, entered, exited.
+    """
     return con.execute(_SIZE_HISTORY_SQL, {"max_runs": max_runs}).df()

@@ -37,32 +37,61 @@ def _markdown_image(figure: "Figure", title: str) -> str:
 
 
 def size_history_markdown(history: pd.DataFrame, max_runs: int = 30) -> str:
-    """Segment sizes per run (columns run_at, segment, size): a line plot and a table."""
+    """Segment sizes, entries and exits per run: a plot of both and a table.
+
+    ``history`` has the columns run_at, segment, size, entered, exited (one row per run and
+    segment, ``membership.segment_size_history``). The upper panel draws each segment's
+    size; the lower one its entries (above zero) and exits (below zero) as stacked bars.
+    A table cell reads ``size (+entered −exited)``.
+    """
     if history.empty:
         return "No segment membership yet."
     plt = _pyplot()
-    pivot = (
-        history.pivot_table(
-            index="run_at", columns="segment", values="size", aggfunc="sum", fill_value=0
+    frames = {
+        column: history.pivot_table(
+            index="run_at", columns="segment", values=column, aggfunc="sum", fill_value=0
         )
         .sort_index()
         .tail(max_runs)
+        for column in ("size", "entered", "exited")
+    }
+    sizes, entered, exited = frames["size"], frames["entered"], frames["exited"]
+    figure, (top, bottom) = plt.subplots(
+        2, 1, figsize=(8, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
     )
-    figure, axes = plt.subplots(figsize=(8, 3.5))
-    for segment in pivot.columns:
-        axes.plot(pivot.index, pivot[segment], marker="o", label=segment)
-    axes.set_ylabel("members")
-    axes.set_title("Segment size per run")
-    axes.legend(fontsize=6, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    figure.autofmt_xdate()
-    image = _markdown_image(figure, "segment size per run")
-    header = "| run | " + " | ".join(pivot.columns) + " |"
-    rule = "| --- |" + " --- |" * len(pivot.columns)
+    runs = list(range(len(sizes.index)))
+    colours = plt.get_cmap("tab20")
+    up, down = [0.0] * len(runs), [0.0] * len(runs)
+    for index, segment in enumerate(sizes.columns):
+        colour = colours(index % 20)
+        top.plot(runs, sizes[segment], marker="o", label=segment, color=colour)
+        bottom.bar(runs, entered[segment], bottom=up, color=colour, width=0.6)
+        bottom.bar(runs, -exited[segment], bottom=[-d for d in down], color=colour, width=0.6)
+        up = [u + v for u, v in zip(up, entered[segment], strict=True)]
+        down = [d + v for d, v in zip(down, exited[segment], strict=True)]
+    top.set_ylabel("members")
+    top.set_title("Segment size per run; below, entries and exits")
+    top.legend(fontsize=6, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    bottom.axhline(0, color="grey", linewidth=1)
+    bottom.set_ylabel("entries (+) / exits (−)")
+    bottom.set_xticks(runs, [f"{run:%m-%d %H:%M}" for run in sizes.index], rotation=45)
+    image = _markdown_image(figure, "segment size, entries and exits per run")
+    header = "| run | " + " | ".join(sizes.columns) + " |"
+    rule = "| --- |" + " --- |" * len(sizes.columns)
     rows = [
-        f"| {run:%Y-%m-%d %H:%M} | " + " | ".join(str(int(v)) for v in values) + " |"
-        for run, values in zip(pivot.index, pivot.to_numpy(), strict=True)
+        f"| {run:%Y-%m-%d %H:%M} | "
+        + " | ".join(
+            f"{int(size)} (+{int(came)} −{int(left)})"
+            for size, came, left in zip(
+                sizes.loc[run], entered.loc[run], exited.loc[run], strict=True
+            )
+        )
+        + " |"
+        for run in sizes.index
     ]
-    return "\n".join([image, "", header, rule, *rows])
+    return "\n".join(
+        [image, "", "size (+entered −exited) after each run:", "", header, rule, *rows]
+    )
 
 
 def propensity_markdown(evaluation: Evaluation) -> str:

@@ -25,6 +25,7 @@ TraitOp = Literal[
 ]  # fmt: skip
 
 Scalar = bool | int | float | str
+Channel = Literal["email", "push", "ads", "sms", "post"]
 
 
 class _Strict(BaseModel):
@@ -174,7 +175,7 @@ class SegmentSpec(_Strict):
     name: str = Field(pattern=NAME_PATTERN, max_length=60)
     description: str = Field(min_length=1)
     owner: str = Field(min_length=1)
-    channels: list[Literal["email", "push", "ads", "sms", "post"]] = Field(default_factory=list)
+    channels: list[Channel] = Field(default_factory=list)
     purpose: Literal["email_marketing", "push_marketing", "ad_targeting", "profiling"] = (
         "email_marketing"
     )
