@@ -192,3 +192,71 @@ def test_name_and_postcode_leaves_common_names_alone() -> None:
     )
     assert _name_postcode_groups(prepared, max_expected=0.05) == [["r1", "x-ilse"]]
     assert _name_postcode_groups(prepared, max_expected=1000) == [["r0", "x-jan"], ["r1", "x-ilse"]]
+
+
+def _labels(kind: str) -> list[str]:
+    from cdp_pipeline.identity.splink_model import _comparison
+
+    return [
+        level["label_for_charts"] for level in _comparison("x", kind, False)["comparison_levels"]
+    ]
+
+
+def _evidence(first: str, date: str) -> dict:
+    return {
+        "first_name": {"level": first, "weight": 0.0},
+        "last_name": {"level": "exact", "weight": 7.0},
+        "birth_date": {"level": date, "weight": 0.0},
+        "email": {"level": "exact", "weight": 12.0},
+    }
+
+
+def test_guards_veto_other_names_and_years_not_typos() -> None:
+    from cdp_pipeline.identity.resolve import _veto
+
+    config = load_config()
+    assert {"one typo", "jaro-winkler >= 0.8", "different"} <= set(_labels("first_name"))
+    assert {"one digit typo", "same year", "different"} <= set(_labels("date"))
+    # A household e-mail and surname: another name of the family (rashid / said) is vetoed...
+    assert _veto(_evidence("jaro-winkler >= 0.8", "null"), config) == "different_first_name"
+    assert _veto(_evidence("different", "null"), config) == "different_first_name"
+    # ... a typo in a short name (hedi / heidi) is not.
+    assert _veto(_evidence("one typo", "null"), config) is None
+    # A date mistyped within the year is not a parent or a sibling of the same name.
+    assert _veto(_evidence("exact", "same year"), config) is None
+    assert _veto(_evidence("exact", "different"), config) == "different_birth_date"
+
+
+def test_cluster_birth_dates_allow_a_typo_not_another_date() -> None:
+    from cdp_pipeline.identity.resolve import _dates_disagree
+
+    assert not _dates_disagree({"1980-03-04"}, {"1980-03-05"})  # one digit
+    assert not _dates_disagree({"1980-03-14"}, {"1980-03-41"})  # two digits swapped
+    assert not _dates_disagree({"1980-03-04"}, {"1980-04-03"})  # day and month swapped
+    assert _dates_disagree({"1980-03-04"}, {"1981-07-09"})
+    assert _dates_disagree({"1980-03-04"}, {"2010-03-04"})  # a parent and a child
+
+
+def test_matches_among_random_pairs_come_out_of_u() -> None:
+    from cdp_pipeline.identity.splink_model import remove_matches_from_u
+
+    # One random pair in a thousand is a match; 90 % of matches agree on the identifier.
+    levels = [
+        {"is_null_level": True},
+        {"m_probability": 0.9, "u_probability": 0.0012},
+        {"m_probability": 0.05, "u_probability": 0.0009},
+        {"m_probability": 0.05, "u_probability": 0.9979},
+    ]
+    model = remove_matches_from_u({"comparisons": [{"comparison_levels": levels}]}, 0.001, 1e-6)
+    u = [level.get("u_probability") for level in model["comparisons"][0]["comparison_levels"]]
+    assert u[0] is None
+    assert u[1] == pytest.approx((0.0012 - 0.0009) / 0.999)
+    assert u[2] == pytest.approx((0.0009 - 0.00005) / 0.999)
+    assert sum(u[1:]) == pytest.approx(1.0)
+    # All agreement explained by matches: u is as small as the sample can tell, not 0.
+    floored = remove_matches_from_u(
+        {"comparisons": [{"comparison_levels": [{"m_probability": 0.9, "u_probability": 0.0009}]}]},
+        0.001,
+        1e-6,
+    )
+    assert floored["comparisons"][0]["comparison_levels"][0]["u_probability"] == 1e-6

@@ -161,8 +161,12 @@ class Guards(_Strict):
     one system then costs weight, as the model says, instead of vetoing the pair).
     """
 
-    different_birth_date: bool = True  # both known, not equal, swapped or one typo apart
-    different_first_name: bool = True  # first names at the model's "different" level
+    # Both known, in different years, not swapped or one typo apart (within one year
+    # a parent or sibling of the same name is not possible: the model's "same year").
+    different_birth_date: bool = True
+    # First names at the model's "different" or "jaro-winkler >= 0.8" level: other
+    # names of one family (rashid / said), unlike a nickname, a swap or one typo.
+    different_first_name: bool = True
     twins: bool = True  # same birth date, surname and address, dissimilar first names
     # A Splink link may not join two clusters whose known birth dates all differ
     # (name-and-postcode links never may): stops chains of weak bridges.

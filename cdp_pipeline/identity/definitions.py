@@ -109,7 +109,7 @@ def identity_resolution(
         f"{sum(stats.links_by_type.values())} links, {stats.pairs_blocked_by_guards} pairs "
         f"blocked, model {stats.model}, {stats.pairs_scored} pairs scored "
         f"({'incremental' if stats.incremental else 'full'}, {stats.records_rescored} "
-        f"records new or changed), {stats.seconds}s"
+        f"records new or changed, {stats.records_reclustered} re-resolved), {stats.seconds}s"
     )
     links_md = {f"links_{kind}": dg.MetadataValue.int(n) for kind, n in stats.links_by_type.items()}
     yield dg.MaterializeResult(
@@ -127,6 +127,7 @@ def identity_resolution(
             "pairs_scored": dg.MetadataValue.int(stats.pairs_scored),
             "incremental": dg.MetadataValue.bool(stats.incremental),
             "records_rescored": dg.MetadataValue.int(stats.records_rescored),
+            "records_reclustered": dg.MetadataValue.int(stats.records_reclustered),
             "seconds": dg.MetadataValue.float(stats.seconds),
         },
     )

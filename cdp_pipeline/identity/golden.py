@@ -26,7 +26,6 @@ _VALUE_COLUMNS = {
 }
 
 _RANK_SQL = """
-create or replace table identity.golden_attributes as
 with candidates as (
     select c.profile_id, c.attribute, c.value, c.source, c.record_id, c.observed_at,
         o.rule as survivorship_rule,
@@ -54,6 +53,7 @@ select profile_id::varchar as profile_id, attribute::varchar as attribute,
 from ranked where pick = 1
 order by profile_id, attribute
 """
+_COLUMNS = "profile_id, attribute, value, source, record_id, observed_at, rule"
 
 
 def _custom_values(
@@ -82,15 +82,8 @@ def _custom_values(
     )
 
 
-def build_golden(
-    con: duckdb.DuckDBPyConnection, records: pl.DataFrame, config: MatchingConfig
-) -> int:
-    """Write ``identity.golden_attributes``; returns its number of rows.
-
-    ``records``: one row per record with profile_id, record_id, record_key, source,
-    observed_at and the columns of ``_VALUE_COLUMNS``.
-    """
-    base = records.select(
+def _base(records: pl.DataFrame) -> pl.DataFrame:
+    return records.select(
         "profile_id",
         "record_id",
         "record_key",
@@ -99,10 +92,33 @@ def build_golden(
         pl.lit(None, pl.Utf8).alias("value"),
         pl.lit(None, pl.Utf8).alias("attribute"),
     )
+
+
+def build_golden(
+    con: duckdb.DuckDBPyConnection,
+    records: pl.DataFrame,
+    config: MatchingConfig,
+    *,
+    custom_records: pl.DataFrame | None = None,
+    replace_profiles: pl.Series | None = None,
+) -> int:
+    """Write ``identity.golden_attributes``; returns the number of rows written.
+
+    ``records``: one row per record with profile_id, record_id, record_key, source,
+    observed_at and the columns of ``_VALUE_COLUMNS``.
+    ``replace_profiles``: None rewrites the whole table from ``records``. Otherwise
+    only these profiles' rows are replaced (incremental nights: ``records`` holds
+    the records of the profiles that changed), and the custom attributes of every
+    profile, taken from ``custom_records`` (profile_id, record_id, record_key,
+    source, observed_at of all records): their table can change on any night
+    without a record changing.
+    """
+    base = _base(records)
+    custom_base = base if custom_records is None else _base(custom_records)
     parts = []
     for name, attr in config.golden_attributes.items():
         if attr.table is not None:
-            parts.append(_custom_values(con, name, attr, base))
+            parts.append(_custom_values(con, name, attr, custom_base))
             continue
         part = records.select(
             "profile_id",
@@ -123,12 +139,34 @@ def build_golden(
         },
         schema={"attribute": pl.Utf8, "rule": pl.Utf8, "sources": pl.List(pl.Utf8)},
     )
+    custom = [name for name, attr in config.golden_attributes.items() if attr.table is not None]
     con.execute("create schema if not exists identity")
     con.register("_golden_candidates", candidates.to_arrow())
     con.register("_golden_rules", rules.to_arrow())
     try:
-        con.execute(_RANK_SQL)
+        if replace_profiles is None:
+            con.execute(f"create or replace table identity.golden_attributes as {_RANK_SQL}")
+            return con.execute("select count(*) from identity.golden_attributes").fetchall()[0][0]
+        con.register("_golden_replace", pl.DataFrame({"profile_id": replace_profiles}).to_arrow())
+        con.execute(f"create or replace temp table _golden_new as {_RANK_SQL}")
+        con.execute("begin transaction")
+        try:
+            con.execute(
+                "delete from identity.golden_attributes where profile_id in "
+                "(select profile_id from _golden_replace) or list_contains(?, attribute)",
+                [custom],
+            )
+            con.execute(
+                f"insert into identity.golden_attributes select {_COLUMNS} from _golden_new"
+            )
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
+        return con.execute("select count(*) from _golden_new").fetchall()[0][0]
     finally:
         con.unregister("_golden_candidates")
         con.unregister("_golden_rules")
-    return con.execute("select count(*) from identity.golden_attributes").fetchall()[0][0]
+        if replace_profiles is not None:
+            con.unregister("_golden_replace")
+            con.execute("drop table if exists _golden_new")

@@ -47,6 +47,11 @@ def prepare_records(records: pl.DataFrame, config: MatchingConfig) -> pl.DataFra
     distinct first names than the configured maximum) become null here, so no
     later rule can use them as evidence.
     """
+    return drop_shared_values(prepare_rows(records, config), config)
+
+
+def prepare_rows(records: pl.DataFrame, config: MatchingConfig) -> pl.DataFrame:
+    """The part of ``prepare_records`` that depends on each record alone (cacheable)."""
     for column in RECORD_COLUMNS:
         if column not in records.columns:
             records = records.with_columns(pl.lit(None).alias(column))
@@ -121,6 +126,21 @@ def prepare_records(records: pl.DataFrame, config: MatchingConfig) -> pl.DataFra
         .then(None)
         .otherwise(pl.col("phone_e164")),
     )
+    extra = {
+        name: attr.column or name
+        for name, attr in config.attributes.items()
+        if attr.comparison in ("exact", "person_id")
+    }
+    for name, column in extra.items():
+        values = records[column] if column in records.columns else pl.Series([None] * len(out))
+        out = out.with_columns(
+            values.cast(pl.Utf8).str.strip_chars().str.to_lowercase().alias(f"x_{name}")
+        )
+    return out
+
+
+def drop_shared_values(out: pl.DataFrame, config: MatchingConfig) -> pl.DataFrame:
+    """E-mails and phones shared by too many first names are no one's: null (whole delivery)."""
     limit = config.blocked_values.max_distinct_names_per_value
     for column in ("email_normalised", "phone_e164"):
         shared = (
@@ -136,20 +156,9 @@ def prepare_records(records: pl.DataFrame, config: MatchingConfig) -> pl.DataFra
                 .otherwise(pl.col(column))
                 .alias(column)
             )
-    out = out.with_columns(
+    return out.with_columns(
         phone_type=pl.when(pl.col("phone_e164").is_null()).then(None).otherwise("phone_type")
     )
-    extra = {
-        name: attr.column or name
-        for name, attr in config.attributes.items()
-        if attr.comparison in ("exact", "person_id")
-    }
-    for name, column in extra.items():
-        values = records[column] if column in records.columns else pl.Series([None] * len(out))
-        out = out.with_columns(
-            values.cast(pl.Utf8).str.strip_chars().str.to_lowercase().alias(f"x_{name}")
-        )
-    return out
 
 
 def splink_frame(prepared: pl.DataFrame, config: MatchingConfig) -> pl.DataFrame:
