@@ -6,9 +6,10 @@ from pathlib import Path
 import duckdb
 
 from cdp_pipeline.activation.config import load_destinations
-from cdp_pipeline.privacy.erasure import purge_export_files, purge_sync_state
+from cdp_pipeline.privacy.erasure import matching_values, purge_export_files, purge_sync_state
 from cdp_pipeline.privacy.identifiers import (
     ClearMatcher,
+    Matcher,
     PersonIdentifiers,
     TombstoneMatcher,
 )
@@ -103,3 +104,91 @@ def test_inventory_flags_an_uncovered_personal_column() -> None:
     assert "reporting.contacts.email" in uncovered
     assert "marts.new_table.profile_id" not in uncovered
     assert violations == []
+
+
+# Spellings of identifiers the SQL prefilter must not lose: case, inner and outer white
+# space of every kind, control characters, other scripts' letters and digits, phone
+# punctuation, trunk prefixes, extensions, other countries (leading zero, short numbers).
+_SPELLINGS = {
+    "email": [
+        " An.Peeters@Telenet.be ",
+        "AN.PEETERS@TELENET.BE",
+        "an. peeters @telenet.be",
+        "\tan.peeters@telenet.be\r\n",
+        "\x1can.peeters@telenet.be\x0b",
+        "an.peeters@telenet.be\u00a0",
+        "\u3000Ａn.peeters@telenet.be",
+        "İnes@telenet.be",
+        "someone.else@telenet.be",
+        "   ",
+    ],
+    "phone": [
+        "0476 12 34 56",
+        "+32 (0)476 12.34.56",
+        "0032-476/12.34.56",
+        "0476 12 34 56 ext. 12",
+        "0476123456,12",
+        "０４７６１２３４５６",
+        "+32 476 ABC DEF",
+        "+39 06 1234 5678",
+        "+54 9 11 2345-6789",
+        "+683 4002",
+        "+1 (650) 253-0000",
+        "03 202 12 11",
+        "0477 99 99 99",
+    ],
+    "a_profiel_id": [" ap-000123", "ap-000123\t", "AP-000123", "ap-000123\u2003", "ap-000124"],
+    "record": ["aprofiel|ap-000123", " aprofiel|ap-000123 ", "aprofiel|ap-0001230"],
+}
+
+
+class _PythonOnly(Matcher):
+    """The matcher without its SQL prefilter: every value judged in Python."""
+
+    def __init__(self, inner: Matcher) -> None:
+        self.inner = inner
+
+    def matches(self, kind: str, value: str) -> bool:
+        return self.inner.matches(kind, value)
+
+
+def test_sql_prefilter_finds_what_python_alone_finds() -> None:
+    with duckdb.connect() as con:
+        con.execute("create table ids (kind varchar, value varchar)")
+        con.executemany(
+            "insert into ids values (?, ?)",
+            [(kind, value) for kind, values in _SPELLINGS.items() for value in values],
+        )
+        for kind, values in _SPELLINGS.items():
+            where, params = "and kind = $kind", {"kind": kind}
+            for value in values:
+                person = PersonIdentifiers()
+                if not person.add(kind, value):
+                    continue
+                matcher = ClearMatcher(person)
+                assert matcher.sql_prefilter(kind, "value") is not None
+                found = matching_values(con, "ids", kind, "value", matcher, where, params)
+                expected = matching_values(
+                    con, "ids", kind, "value", _PythonOnly(matcher), where, params
+                )
+                assert value in found
+                assert sorted(found) == sorted(expected), (kind, value)
+        # The filter does filter: another person's values never reach Python.
+        person = PersonIdentifiers()
+        person.add("email", "an.peeters@telenet.be")
+        condition, binds = ClearMatcher(person).sql_prefilter("email", "value")
+        kept = con.execute(
+            f"select value from ids where kind = 'email' and {condition}", binds
+        ).fetchall()
+        assert ("someone.else@telenet.be",) not in kept
+
+
+def test_nothing_to_match_reads_nothing() -> None:
+    # No query at all: the relation does not even exist.
+    with duckdb.connect() as con:
+        empty = TombstoneMatcher(b"salt", frozenset())
+        assert not empty.can_match("email")
+        assert matching_values(con, "missing", "email", "value", empty) == []
+        person = PersonIdentifiers()
+        person.add("email", "an.peeters@telenet.be")
+        assert matching_values(con, "missing", "phone", "value", ClearMatcher(person)) == []

@@ -131,14 +131,28 @@ def matching_values(
     where: str = "",
     params: dict[str, Any] | None = None,
 ) -> list[str]:
-    """Distinct values of ``expr`` in ``relation`` whose normalised form ``matcher`` matches."""
-    rows = con.execute(
+    """Distinct values of ``expr`` in ``relation`` whose normalised form ``matcher`` matches.
+
+    The matcher's SQL prefilter keeps Python to the few candidate values: without it every
+    distinct identifier of every table went through Python once per request, so a night's
+    cost grew with requests times warehouse. On the warehouse tables of 20 000 people one
+    request's 68 look-ups took 0.70 s that way and 0.13 s with the prefilter (best of 3,
+    load average 2.5 on 2 cores).
+    """
+    if not matcher.can_match(kind):
+        return []
+    sql = (
         f"select distinct cast({expr} as varchar) as value from {relation}"
-        f" where ({expr}) is not null {where}",
-        params or {},
-    ).fetchall()
+        f" where ({expr}) is not null {where}"
+    )
+    binds = dict(params or {})
+    prefilter = matcher.sql_prefilter(kind, "value")
+    if prefilter is not None:
+        condition, prefilter_binds = prefilter
+        sql = f"select value from ({sql}) where {condition}"
+        binds.update(prefilter_binds)
     found = []
-    for (value,) in rows:
+    for (value,) in con.execute(sql, binds).fetchall():
         normalised = normalise_identifier(kind, value)
         if normalised is not None and matcher.matches(kind, normalised):
             found.append(value)
@@ -437,6 +451,7 @@ def purge_raw(
     return deleted
 
 
+_QUARANTINE_TEXT_KINDS = ("a_profiel_id", "device_id", "anonymous_id")
 _TOKEN = re.compile(r"[A-Za-z0-9._%+\-@|:]+")
 _PHONE = re.compile(r"\+?[0-9][0-9 ./\-()]{6,}[0-9]")
 
@@ -448,7 +463,7 @@ def _quarantine_tokens(text: str) -> Iterable[tuple[str, str]]:
         if "@" in token:
             yield "email", token
         else:
-            for kind in ("a_profiel_id", "device_id", "anonymous_id"):
+            for kind in _QUARANTINE_TEXT_KINDS:
                 yield kind, token
     for candidate in _PHONE.findall(text):
         yield "phone", candidate
@@ -459,6 +474,8 @@ def purge_quarantine(
 ) -> int:
     """Delete quarantined rows whose raw text or value holds a matching identifier."""
     if not table_exists(con, "raw", "_quarantine"):
+        return 0
+    if not any(matcher.can_match(k) for k in ("email", "phone", *_QUARANTINE_TEXT_KINDS)):
         return 0
     where, params = ("where quarantined_at >= $since", {"since": since}) if since else ("", {})
     rows = con.execute(
