@@ -13,8 +13,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
-from cdp_pipeline.settings import get_settings
-from cdp_pipeline.transform.project import dbt_env, dbt_executable, dbt_project
+from cdp_pipeline.transform.project import dbt_env, dbt_executable, dbt_project, dbt_vars
 from cdp_pipeline.transform.translator import CdpDbtTranslator
 
 PRE_IDENTITY = "tag:pre_identity"
@@ -23,14 +22,9 @@ PRE_IDENTITY = "tag:pre_identity"
 SEGMENT_MODELS = "path:models/segments segment_members segment_definitions"
 
 
-def dbt_vars() -> dict[str, str]:
-    """Variables of every dbt invocation: the date segments are evaluated on."""
-    return {"as_of_date": get_settings().as_of_date.isoformat()}
-
-
 def dbt_build_args() -> list[str]:
     """``dbt build`` with the run's variables; the selection comes from the asset subset."""
-    return ["build", "--vars", json.dumps(dbt_vars())]
+    return ["build", "--vars", json.dumps(dbt_vars(), sort_keys=True)]
 
 
 def _stream(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
