@@ -342,31 +342,13 @@ def bare_dbt(warehouse: Path, as_of: date, scratch: Path) -> dict[str, float]:
 
 def bare_splink(warehouse: Path, state_dir: Path) -> float:
     """Seconds of Splink predict + cluster on the night's identity input, same model."""
-    from splink import DuckDBAPI, Linker
+    from splink_yardstick import predict_and_cluster
 
-    from cdp_pipeline.identity.config import load_config
-    from cdp_pipeline.identity.prepare import prepare_records, splink_frame
     from cdp_pipeline.identity.resolve import RECORDS_TABLE
-    from cdp_pipeline.identity.splink_model import MODEL_FILE, prediction_rules, settings_dict
 
-    config = load_config()
     with duckdb.connect(str(warehouse), read_only=True) as source:
         records = source.sql(f"select * from {RECORDS_TABLE}").pl()
-    frame = splink_frame(prepare_records(records, config), config)
-    model_path = state_dir / MODEL_FILE
-    model = json.loads(model_path.read_text()) if model_path.exists() else settings_dict(config)
-    model["blocking_rules_to_generate_predictions"] = prediction_rules(config)
-    con = duckdb.connect()
-    start = time.perf_counter()
-    sdf = DuckDBAPI(con).register(frame.to_arrow(), table_name="identity_input")
-    linker = Linker(sdf, model, log_level=None)
-    predictions = linker.inference.predict(**config.thresholds.splink_kwargs())
-    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
-        predictions, threshold_match_weight=config.thresholds.auto_merge_weight()
-    )
-    clusters.as_pyarrow_table()
-    seconds = time.perf_counter() - start
-    con.close()
+    seconds, _pairs = predict_and_cluster(records, state_dir)
     return seconds
 
 

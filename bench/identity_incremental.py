@@ -13,7 +13,6 @@ Not a test: ``flock /tmp/bench.lock nice -n 5 .venv/bin/python bench/identity_in
 """
 
 import argparse
-import json
 import logging
 import multiprocessing
 import resource
@@ -26,6 +25,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 from identity_sample import load_landing
+from splink_yardstick import predict_and_cluster
 
 from cdp_pipeline.identity.config import load_config
 from cdp_pipeline.identity.resolve import ResolutionStats, resolve
@@ -74,29 +74,9 @@ def _bare(records: pd.DataFrame, state: Path) -> tuple[float, float, int]:
 
 
 def _bare_here(records: pd.DataFrame, state: Path) -> tuple[float, float, int]:
-    from splink import DuckDBAPI, Linker
-
-    from cdp_pipeline.identity.prepare import prepare_records, splink_frame
-    from cdp_pipeline.identity.splink_model import MODEL_FILE, prediction_rules
-
-    config = load_config()
-    con = duckdb.connect()
-    try:
-        frame = splink_frame(prepare_records(con.from_df(records).pl(), config), config)
-        model = json.loads((state / MODEL_FILE).read_text())
-        model["blocking_rules_to_generate_predictions"] = prediction_rules(config)
-        started = time.perf_counter()
-        sdf = DuckDBAPI(con).register(frame.to_arrow(), table_name="identity_input")
-        linker = Linker(sdf, model, log_level=None)
-        predictions = linker.inference.predict(**config.thresholds.splink_kwargs())
-        clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
-            predictions, threshold_match_weight=config.thresholds.auto_merge_weight()
-        )
-        clusters.as_pyarrow_table()
-        seconds = time.perf_counter() - started
-        pairs = con.sql(f"select count(*) from {predictions.physical_name}").fetchall()[0][0]
-    finally:
-        con.close()
+    with duckdb.connect() as con:
+        frame = con.from_df(records).pl()
+    seconds, pairs = predict_and_cluster(frame, state)
     return seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, pairs
 
 
