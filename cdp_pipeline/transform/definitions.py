@@ -5,7 +5,6 @@ The models that feed identity resolution (staging and ``int_identity__*``, dbt t
 identity tables runs after it. Two ``@dbt_assets`` keep that order explicit.
 """
 
-import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -24,7 +23,7 @@ SEGMENT_MODELS = "path:models/segments segment_members segment_definitions"
 
 def dbt_build_args() -> list[str]:
     """``dbt build`` with the run's variables; the selection comes from the asset subset."""
-    return ["build", "--vars", json.dumps(dbt_vars(), sort_keys=True)]
+    return ["build", "--vars", dbt_vars()]
 
 
 def _stream(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:

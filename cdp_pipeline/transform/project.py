@@ -34,9 +34,9 @@ def dbt_env() -> dict[str, str]:
     return {"CDP_WAREHOUSE": str(settings.warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
 
 
-def dbt_vars() -> dict[str, str]:
-    """Variables of every dbt invocation: the date segments are evaluated on."""
-    return {"as_of_date": get_settings().as_of_date.isoformat()}
+def dbt_vars() -> str:
+    """``--vars`` of every dbt invocation (parse and build alike): the segments' date."""
+    return json.dumps({"as_of_date": get_settings().as_of_date.isoformat()}, sort_keys=True)
 
 
 def dbt_executable() -> str:
@@ -56,7 +56,7 @@ def _newest_input_mtime(project_dir: Path) -> float:
     return newest
 
 
-def _parse(target_path: Path, variables: dict[str, str]) -> None:
+def _parse(target_path: Path, variables: str) -> None:
     # dbt parse resolves the profile, which reads CDP_WAREHOUSE from the environment. It
     # parses with the runs' --vars: dbt throws its partial-parse state away when the vars
     # differ, so a manifest parsed without them made every dbt step of a night parse the
@@ -74,13 +74,13 @@ def _parse(target_path: Path, variables: dict[str, str]) -> None:
                 "--target-path",
                 str(scratch),
                 "--vars",
-                json.dumps(variables, sort_keys=True),
+                variables,
             ],
             cwd=DBT_PROJECT_DIR,
             env={**os.environ, **dbt_env(), "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR)},
             check=True,
         )
-        (scratch / _PARSE_VARS_FILE).write_text(json.dumps(variables, sort_keys=True))
+        (scratch / _PARSE_VARS_FILE).write_text(variables)
         # Moved into place whole (same file system): a process that reads the manifest or
         # copies the partial-parse file without holding the lock never sees half a file.
         for name in _PARSE_OUTPUTS:
@@ -90,10 +90,10 @@ def _parse(target_path: Path, variables: dict[str, str]) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _parsed_with(target_path: Path) -> dict[str, str] | None:
+def _parsed_with(target_path: Path) -> str | None:
     try:
-        return json.loads((DBT_PROJECT_DIR / target_path / _PARSE_VARS_FILE).read_text())
-    except (OSError, ValueError):
+        return (DBT_PROJECT_DIR / target_path / _PARSE_VARS_FILE).read_text()
+    except OSError:
         return None
 
 
