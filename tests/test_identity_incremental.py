@@ -418,3 +418,37 @@ def test_refused_pairs_do_not_grow_the_scope() -> None:
         lambda judged: judged.select("unique_id_l", "unique_id_r"),
     )
     assert rejudged["accepted"].to_list() == [True]
+
+
+def test_review_pairs_carry_tonight_s_profile_ids(tmp_path: Path, nights) -> None:
+    """With a review band, a pair touching a re-resolved record names its new profile."""
+    data = load_config().model_dump()
+    data["thresholds"] = {"match_probability": 0.995, "review_match_probability": 0.05}
+    config = parse_config(data)
+    first, _ = nights
+    pair, _, order = _person_pair()
+    # A namesake elsewhere: uncertain against the bridged person, so a review pair.
+    namesake = rec(
+        "ticketing",
+        "T-w",
+        first_name="bertilde",
+        last_name="quasimodo",
+        email="bq.w@mail.be",
+        postcode="9000",
+    )
+    before = [*first, *pair, namesake]
+    after = [dict(r) for r in before]
+    next(r for r in after if r["record_id"] == order["record_id"])["email"] = "bertilde.q@mail.be"
+    steady, twin = tmp_path / "steady", tmp_path / "twin"
+    steady.mkdir()
+    _run(steady, before, "night-1", config=config)
+    shutil.copytree(steady, twin)
+    con = duckdb.connect(str(twin / "cdp.duckdb"))
+    con.execute("drop table identity.resolution_meta")  # forget the state: a full night
+    con.close()
+    incremental, _ = _run(steady, after, "night-2", config=config)
+    _run(twin, after, "night-2", config=config)
+    assert incremental.incremental
+    steady_tables, twin_tables = _tables(steady), _tables(twin)
+    assert steady_tables["review_queue"], "the namesake should give a review pair"
+    assert steady_tables == twin_tables

@@ -1208,7 +1208,10 @@ def resolve(
     )
     record_profile = {r: ids[k] for r, k in assignment.items()}
     if scope is not None:
-        record_profile |= _profiles_of(con, {p.left for p in review} | {p.right for p in review})
+        # Review pairs may reach records outside tonight's scope: those keep last night's
+        # profile; records re-resolved tonight keep tonight's.
+        ends = {p.left for p in review} | {p.right for p in review}
+        record_profile = _profiles_of(con, ends - record_profile.keys()) | record_profile
     review_frame = _review_frame(review, record_profile, decisions, run_id)
     if scope is not None:
         review_frame = _carry_review(con, review_frame, scope, run_id)
