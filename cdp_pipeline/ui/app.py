@@ -436,18 +436,19 @@ def create_app(settings: Settings | None = None, segments_dir: Path | None = Non
             raise HTTPException(404, f"unknown destination {name!r}; declared: {sorted(declared)}")
         error = None
         report = None
+        # Planned on the replica: the warehouse may be held by a run right now.
         with store.replica() as replica:
-            has_copy = replica is not None
-        if not has_copy:
-            error = "no warehouse copy yet: run the nightly job first"
-        else:
-            try:
-                # Planned on the replica: the warehouse may be held by a run right now.
-                plan = dry_run_on_replica(store.replica_path, declared[name], settings.state_dir)
-                report = asdict(plan)
-            except Exception as problem:  # noqa: BLE001 - any failure is shown, not a 500
-                # A sync writing the destination's state right now holds its lock.
-                error = f"{type(problem).__name__}: {problem}"
+            if replica is None:
+                error = "no warehouse copy yet: run the nightly job first"
+            else:
+                try:
+                    plan = dry_run_on_replica(
+                        store.replica_path, declared[name], settings.state_dir
+                    )
+                    report = asdict(plan)
+                except Exception as problem:  # noqa: BLE001 - any failure is shown, not a 500
+                    # A sync writing the destination's state right now holds its lock.
+                    error = f"{type(problem).__name__}: {problem}"
         audit.record(
             settings, user.name, "dry_run", destination=name, ok=error is None, error=error
         )
