@@ -36,6 +36,7 @@ from cdp_pipeline.segments.spec import (
     EventCondition,
     NotCondition,
     PropensityCondition,
+    Purpose,
     SegmentCondition,
     SegmentFile,
     SegmentSpec,
@@ -55,7 +56,7 @@ DBT_PROJECT_YML = DBT_PROJECT_DIR / "dbt_project.yml"
 VAR_BEGIN = "    # begin generated: segments"
 VAR_END = "    # end generated: segments"
 
-CONSENT_PURPOSES = ("email_marketing", "push_marketing", "ad_targeting", "profiling")
+CONSENT_PURPOSES: tuple[str, ...] = get_args(Purpose)
 
 # Event types of marketer conditions -> filter on marts.interactions ({t} = table alias).
 EVENT_FILTERS: dict[str, str] = {
@@ -204,7 +205,8 @@ def hand_written_problems(models_dir: Path = SEGMENT_MODELS_DIR) -> list[str]:
         columns = {c.get("name"): c for c in model.get("columns") or [] if isinstance(c, dict)}
         tests = (columns.get("profile_id") or {}).get("data_tests") or []
         named = {t if isinstance(t, str) else next(iter(t)) for t in tests}
-        for test in ("unique", "not_null"):
+        # The key tests the generated models carry (unique, not_null), from the same list.
+        for test in (t for t in _profile_id_tests() if isinstance(t, str)):
             if test not in named:
                 found.append(("columns.profile_id.data_tests", f"no {test} test"))
         problems.extend(f"{source}: segment {name!r}: field {field}: {p}" for field, p in found)

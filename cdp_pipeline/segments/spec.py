@@ -26,6 +26,8 @@ TraitOp = Literal[
 
 Scalar = bool | int | float | str
 Channel = Literal["email", "push", "ads", "sms", "post"]
+# The consent purposes of marts.consent_state a segment may be used for.
+Purpose = Literal["email_marketing", "push_marketing", "ad_targeting", "profiling"]
 
 
 class _Strict(BaseModel):
@@ -176,9 +178,7 @@ class SegmentSpec(_Strict):
     description: str = Field(min_length=1)
     owner: str = Field(min_length=1)
     channels: list[Channel] = Field(default_factory=list)
-    purpose: Literal["email_marketing", "push_marketing", "ad_targeting", "profiling"] = (
-        "email_marketing"
-    )
+    purpose: Purpose = "email_marketing"
     where: Condition
 
 
